@@ -1,0 +1,1 @@
+"""Export scripts of the built-in models (installed with tftrt-build as tftrt_build.models)."""

@@ -1,0 +1,137 @@
+"""Build: run the stages a plan says are missing, emit the bundle, update the lock."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from tftrt_build.cache import Entry, Store, tree_record
+from tftrt_build.emit.bundle import BundleWrite, is_current, write_bundle
+from tftrt_build.executors import Executor
+from tftrt_build.lock import updating
+from tftrt_build.plan import ArtifactPlan, Plan
+from tftrt_build.schema import LinkMode
+
+
+class StageUI(Protocol):
+    def log(self, line: str) -> None: ...
+
+    def advance(self, n: int) -> None: ...
+
+
+class UI(Protocol):
+    def stage(self, title: str) -> contextlib.AbstractContextManager[StageUI]: ...
+
+
+class QuietUI:
+    """A UI that shows nothing: for plan/check and for tests."""
+
+    class _Stage:
+        def __init__(self) -> None:
+            self.lines: list[str] = []
+
+        def log(self, line: str) -> None:
+            self.lines.append(line)
+
+        def advance(self, n: int) -> None:
+            return None
+
+    def __init__(self) -> None:
+        self.titles: list[str] = []
+
+    @contextlib.contextmanager
+    def stage(self, title: str) -> Iterator[QuietUI._Stage]:
+        self.titles.append(title)
+        yield QuietUI._Stage()
+
+
+@dataclass
+class ArtifactResult:
+    plan: ArtifactPlan
+    entry: Entry
+    built: bool
+    seconds: float
+
+    def to_lock(self) -> dict[str, Any]:
+        entry = self.plan.to_lock()
+        entry["source"]["output"] = self.entry.manifest.get("source_output")
+        entry["convert"]["output"] = tree_record(self.entry.tree)
+        report = self.entry.report
+        if report:
+            entry["convert"]["report"] = report
+        return entry
+
+
+@dataclass
+class BuildResult:
+    plan: Plan
+    artifacts: list[ArtifactResult]
+    bundle_written: bool
+
+    @property
+    def bundle_dir(self) -> Path:
+        return self.plan.request.bundle_dir
+
+
+def build_artifact(art: ArtifactPlan, store: Store, executor: Executor, ui: UI) -> ArtifactResult:
+    source, convert = art.stages
+    started = time.monotonic()
+    if convert.entry is not None:
+        return ArtifactResult(art, convert.entry, built=False, seconds=0.0)
+    src_entry = source.entry
+    if src_entry is None:
+        with ui.stage(f"{art.id} source: {source.reason}") as s, store.staging(source.key) as tmp:
+            report = art.source.obtain(tmp / "data", s.log, s.advance)
+            src_entry = store.commit(
+                source.key,
+                tmp,
+                {"stage": "source", "artifact": art.id, "inputs": source.inputs,
+                 "toolchain": source.toolchain, "report": report},
+                s.advance,
+            )
+    profile, model = art.artifact.profile, art.artifact.model
+    with ui.stage(f"{art.id} convert: {convert.reason}") as s, store.staging(convert.key) as tmp:
+        report = art.converter.convert(src_entry.data, tmp / "data", profile, model, executor,
+                                       s.log)
+        entry = store.commit(
+            convert.key,
+            tmp,
+            {"stage": "convert", "artifact": art.id, "inputs": convert.inputs,
+             "toolchain": convert.toolchain, "report": report,
+             "source_output": tree_record(src_entry.tree),
+             # What the served model looks like, for verify and for the bundle README.
+             "signature": src_entry.report},
+            s.advance,
+        )
+    return ArtifactResult(art, entry, built=True, seconds=time.monotonic() - started)
+
+
+def run_build(plan: Plan, store: Store, executor: Executor, ui: UI) -> BuildResult:
+    # Every converter that will run checks this machine first: nothing starts that cannot end.
+    for art in plan.todo:
+        art.converter.preflight(executor)
+    results = [build_artifact(art, store, executor, ui) for art in plan.artifacts]
+    by_id = {r.plan.id: r.entry for r in results}
+    spec = plan.bundle.spec
+    write = BundleWrite(
+        spec=spec,
+        key=plan.bundle.key,
+        files=plan.bundle.files,
+        entries={(m.name, v.version): by_id[v.artifact] for m in spec.models for v in m.versions},
+        hardlink=plan.request.target.link is LinkMode.hardlink,
+    )
+    bundle_dir = plan.request.bundle_dir
+    written = False
+    if not is_current(bundle_dir, plan.bundle.key, write, store.stat_cache):
+        with ui.stage(f"bundle {plan.bundle_id}: {plan.bundle.reason}"):
+            write_bundle(bundle_dir, write)
+        written = True
+    with updating(plan.request.lock_path) as lock:
+        for result in results:
+            lock.artifacts[result.plan.id] = result.to_lock()
+        lock.bundles[plan.bundle_id] = plan.bundle.to_lock()
+    return BuildResult(plan, results, written)

@@ -1,0 +1,124 @@
+"""The ``tftrt-build`` command: a Hydra app over conf/. The only module that prints or exits.
+
+Exit codes: 0 done; 1 a stage failed or the lock is stale (mode=check); 2 bad config or lock.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import traceback
+from pathlib import Path
+from typing import Any
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.experimental.callback import Callback
+from hydra.types import RunMode
+from omegaconf import DictConfig, OmegaConf
+from rich.console import Console
+from rich.markup import escape
+
+from tftrt_build.errors import ConfigError, TftrtError
+from tftrt_build.explain import explain
+from tftrt_build.options import HydraOptions
+from tftrt_build.report import Row, summary_table
+from tftrt_build.schema import Config, register_configs
+from tftrt_build.service import execute
+
+SUMMARY_FILE = "tftrt-summary.json"
+# The exit code of this process: the worst of its jobs.
+_exit_code = [0]
+
+
+def _set_exit(code: int) -> None:
+    _exit_code[0] = max(_exit_code[0], code)
+
+
+def _wants_traceback(argv: list[str]) -> bool:
+    return os.environ.get("HYDRA_FULL_ERROR") == "1" or any(
+        a.lower() in ("verbose=true", "verbose=1") for a in argv
+    )
+
+
+def print_error(error: TftrtError) -> None:
+    Console(stderr=True).print(f"[red]error:[/red] {escape(str(error))}", highlight=False,
+                               soft_wrap=True)
+
+
+def to_config(cfg: DictConfig, choices: dict[str, str], options: HydraOptions) -> Config:
+    try:
+        obj = OmegaConf.to_object(cfg)
+    except Exception as exc:
+        raise explain(exc, choices, options) from exc
+    assert isinstance(obj, Config)
+    return obj
+
+
+def run_job(cfg: DictConfig, choices: dict[str, str], job: str) -> tuple[list[Row], int]:
+    """Run one build (one job of a sweep); return its summary rows and exit code."""
+    options = HydraOptions()
+    verbose = bool(cfg.get("verbose", False))
+    try:
+        config = to_config(cfg, choices, options)
+        return execute(config, choices, options, Path.cwd(), job=job)
+    except TftrtError as exc:
+        if verbose:
+            traceback.print_exc()
+        print_error(exc)
+        failed = Row(choices.get("model", "?"), choices.get("profile", "?"), None, "", "failed",
+                     None, None, job=job, note=str(exc))
+        return [failed], exc.exit_code
+
+
+@hydra.main(version_base="1.3", config_path="pkg://tftrt_build.conf", config_name="tftrt_build")
+def _app(cfg: DictConfig) -> None:
+    hc = HydraConfig.get()
+    multirun = hc.mode is RunMode.MULTIRUN
+    job = " ".join(hc.overrides.task) if multirun else ""
+    rows, code = run_job(cfg, dict(hc.runtime.choices), job)
+    if multirun:
+        # Each job leaves its rows in its own folder; the sweep callback gathers them, which
+        # works the same with launchers that run jobs in other processes.
+        path = Path(hc.runtime.output_dir) / SUMMARY_FILE
+        path.write_text(json.dumps({"code": code, "rows": [r.to_dict() for r in rows]}))
+    _set_exit(code)
+
+
+class SweepSummary(Callback):
+    """Prints one table for a whole sweep and makes the process fail if any job failed."""
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        sweep_dir = Path(config.hydra.sweep.dir)
+        rows: list[Row] = []
+        worst = 0
+        for path in sorted(sweep_dir.glob(f"*/{SUMMARY_FILE}"), key=lambda p: int(p.parent.name)
+                           if p.parent.name.isdigit() else 0):
+            data = json.loads(path.read_text())
+            worst = max(worst, int(data["code"]))
+            rows.extend(Row(**r) for r in data["rows"])
+        Console().print(summary_table(rows, title=f"tftrt-build sweep ({sweep_dir})"))
+        _set_exit(worst)
+
+
+def main() -> None:
+    register_configs()
+    full = _wants_traceback(sys.argv[1:])
+    # Let Hydra's own errors reach this function, so they can be said in one line.
+    os.environ["HYDRA_FULL_ERROR"] = "1"
+    try:
+        _app()
+    except KeyboardInterrupt:
+        Console(stderr=True).print("[red]interrupted[/red]")
+        sys.exit(130)
+    except Exception as exc:
+        if full:
+            raise
+        error = exc if isinstance(exc, TftrtError) else explain(exc, {}, HydraOptions())
+        print_error(error)
+        sys.exit(error.exit_code)
+    sys.exit(_exit_code[0])
+
+
+__all__ = ["ConfigError", "SweepSummary", "main"]

@@ -1,0 +1,56 @@
+"""Rich progress for long steps: one line per running stage, with its latest log line."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+from rich.console import Console
+from rich.markup import escape
+from rich.filesize import decimal
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+
+class RichStage:
+    def __init__(self, progress: Progress, task: int, title: str, console: Console,
+                 verbose: bool) -> None:
+        self._progress = progress
+        self._task = task
+        self._title = title
+        self._console = console
+        self._verbose = verbose
+        self._bytes = 0
+
+    def log(self, line: str) -> None:
+        if self._verbose:
+            self._console.print(f"  [dim]{escape(line)}[/dim]", highlight=False)
+        if line.strip():
+            self._progress.update(self._task, note=escape(line.strip()[:60]))
+
+    def advance(self, n: int) -> None:
+        self._bytes += n
+        self._progress.update(self._task, size=decimal(self._bytes))
+
+
+class RichUI:
+    """Progress on stderr; finished stages stay as one line each."""
+
+    def __init__(self, verbose: bool = False) -> None:
+        self.console = Console(stderr=True)
+        self.verbose = verbose
+
+    @contextlib.contextmanager
+    def stage(self, title: str) -> Iterator[RichStage]:
+        progress = Progress(
+            SpinnerColumn(),
+            TextColumn("{task.description}"),
+            TimeElapsedColumn(),
+            TextColumn("{task.fields[size]}"),
+            TextColumn("[dim]{task.fields[note]}"),
+            console=self.console,
+            transient=True,
+        )
+        with progress:
+            task = progress.add_task(escape(title), total=None, note="", size="")
+            yield RichStage(progress, task, title, self.console, self.verbose)
+        self.console.print(f"[green]✓[/green] {escape(title)}", highlight=False)

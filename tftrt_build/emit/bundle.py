@@ -1,0 +1,113 @@
+"""Write a serving bundle: model repository, config files and bundle.json, all or nothing.
+
+The bundle is assembled in a hidden sibling folder and swapped into place with two renames
+(``fs.replace_dir``), so a failed emit leaves the previous bundle untouched.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tftrt_build.cache import Entry
+from tftrt_build.digest import StatCache, digest_bytes, hash_tree
+from tftrt_build.emit import BundleSpec
+from tftrt_build.errors import ConfigError
+from tftrt_build.fs import link_tree, replace_dir, restore_dir
+
+STAMP = "bundle.json"
+BUNDLE_SCHEMA = 1
+
+
+@dataclass(frozen=True)
+class BundleWrite:
+    spec: BundleSpec
+    key: str
+    files: dict[str, str]  # relative path -> content
+    entries: dict[tuple[str, int], Entry]  # (model name, version) -> artifact entry
+    hardlink: bool
+
+
+def file_digests(files: dict[str, str]) -> dict[str, str]:
+    return {path: digest_bytes(text.encode()) for path, text in sorted(files.items())}
+
+
+def stamp(spec: BundleSpec, key: str, files: dict[str, str], digests: dict[str, str]) -> str:
+    """bundle.json: what the bundle holds, for people and for deploy/verify."""
+    doc: dict[str, Any] = {
+        "schema": BUNDLE_SCHEMA,
+        "key": key,
+        "target": spec.target_option,
+        "project": spec.project_name,
+        "image": spec.target.image,
+        "ports": {"rest": spec.target.ports.rest, "grpc": spec.target.ports.grpc},
+        "models": [
+            {
+                "name": m.name,
+                "labels": dict(m.labels),
+                "versions": [
+                    {
+                        "version": v.version,
+                        "artifact": v.artifact,
+                        "profile": v.profile,
+                        "key": v.key,
+                        "digest": digests[f"{m.name}/{v.version}"],
+                    }
+                    for v in m.versions
+                ],
+            }
+            for m in spec.models
+        ],
+        "files": file_digests(files),
+    }
+    return json.dumps(doc, indent=2, sort_keys=True) + "\n"
+
+
+def is_current(bundle_dir: Path, key: str, write: BundleWrite, stat_cache: StatCache) -> bool:
+    """True when the bundle on disk is exactly what this write would produce."""
+    try:
+        doc = json.loads((bundle_dir / STAMP).read_text())
+    except (OSError, ValueError):
+        return False
+    if doc.get("key") != key:
+        return False
+    for path, digest in file_digests(write.files).items():
+        try:
+            if digest_bytes((bundle_dir / path).read_bytes()) != digest:
+                return False
+        except OSError:
+            return False
+    for (name, version), entry in write.entries.items():
+        folder = bundle_dir / "models" / name / str(version)
+        if not folder.is_dir() or hash_tree(folder, stat_cache).digest != entry.tree.digest:
+            return False
+    return True
+
+
+def write_bundle(bundle_dir: Path, write: BundleWrite) -> None:
+    restore_dir(bundle_dir)
+    if bundle_dir.exists() and not (bundle_dir / STAMP).is_file() and any(bundle_dir.iterdir()):
+        raise ConfigError(
+            f"'{bundle_dir}' exists and is not a tftrt-build bundle; refusing to replace it",
+            key="target.bundle_dir",
+        )
+    bundle_dir.parent.mkdir(parents=True, exist_ok=True)
+    staged = bundle_dir.with_name(f".{bundle_dir.name}.tmp-{uuid.uuid4().hex[:8]}")
+    try:
+        digests: dict[str, str] = {}
+        for (name, version), entry in sorted(write.entries.items()):
+            link_tree(entry.data, staged / "models" / name / str(version), write.hardlink)
+            digests[f"{name}/{version}"] = entry.tree.digest
+        for path, text in write.files.items():
+            target = staged / path
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(text, encoding="utf-8")
+        (staged / STAMP).write_text(stamp(write.spec, write.key, write.files, digests))
+        replace_dir(staged, bundle_dir)
+    finally:
+        if staged.exists():
+            shutil.rmtree(staged, ignore_errors=True)

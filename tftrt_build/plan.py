@@ -1,0 +1,320 @@
+"""Plan: the stages a request needs, their cache keys, and why each one would run.
+
+Keys are input-addressed: a stage's key is a hash of canonical JSON of its inputs (content
+digests and normalised parameters), its toolchain and a salt, and the convert key takes the
+source key as an input. So the whole plan, and ``mode=check``, need no building and no
+TensorFlow.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tftrt_build.cache import Entry, Lookup, Store
+from tftrt_build.converters import Converter, converter_for
+from tftrt_build.digest import Progress, digest_json
+from tftrt_build.emit import BundleModel, BundleSpec, BundleVersion, render_all
+from tftrt_build.emit.bundle import file_digests
+from tftrt_build.executors import Executor
+from tftrt_build.lock import Lock
+from tftrt_build.resolve import ArtifactSpec, BuildRequest
+from tftrt_build.sources import Source, check_signature
+
+# Bump when the recipe of any key changes: every key changes with it.
+KEY_SALT = "tftrt-build/key/1"
+
+
+def stage_key(stage: str, inputs: dict[str, Any], toolchain: dict[str, Any]) -> str:
+    return digest_json({"salt": KEY_SALT, "stage": stage, "inputs": inputs,
+                        "toolchain": toolchain})
+
+
+def plain(value: Any) -> Any:
+    """Dataclasses and enums as JSON/YAML-friendly data, dict keys sorted."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, dict):
+        return {str(k): plain(v) for k, v in sorted(value.items(), key=lambda kv: str(kv[0]))}
+    if isinstance(value, list | tuple):
+        return [plain(v) for v in value]
+    return value
+
+
+@dataclass
+class StagePlan:
+    name: str  # "source" or "convert"
+    inputs: dict[str, Any]
+    toolchain: dict[str, Any]
+    key: str
+    lookup: Lookup
+    reason: str
+
+    @property
+    def hit(self) -> bool:
+        return self.lookup.entry is not None
+
+    @property
+    def entry(self) -> Entry | None:
+        return self.lookup.entry
+
+    def to_lock(self) -> dict[str, Any]:
+        return {"key": self.key, "inputs": self.inputs, "toolchain": self.toolchain}
+
+
+@dataclass
+class ArtifactPlan:
+    artifact: ArtifactSpec
+    source: Source
+    converter: Converter
+    stages: tuple[StagePlan, StagePlan]
+    details: dict[str, Any]
+
+    @property
+    def id(self) -> str:
+        return self.artifact.id
+
+    @property
+    def key(self) -> str:
+        return self.stages[1].key
+
+    def config(self) -> dict[str, Any]:
+        return {"model": plain(self.artifact.model), "profile": plain(self.artifact.profile)}
+
+    def to_lock(self) -> dict[str, Any]:
+        """The lock entry, without output digests (those come from the built entries)."""
+        return {
+            "model": self.artifact.model_option.name,
+            "profile": self.artifact.profile_option.name,
+            "config": self.config(),
+            **{stage.name: stage.to_lock() for stage in self.stages},
+        }
+
+
+@dataclass
+class BundlePlan:
+    spec: BundleSpec
+    files: dict[str, str]
+    key: str
+    current: bool = False
+    reason: str = ""
+
+    def to_lock(self) -> dict[str, Any]:
+        return {
+            "target": self.spec.target_option,
+            "key": self.key,
+            "files": file_digests(self.files),
+            "models": [
+                {
+                    "name": m.name,
+                    "labels": dict(m.labels),
+                    "versions": [
+                        {"version": v.version, "artifact": v.artifact, "key": v.key}
+                        for v in m.versions
+                    ],
+                }
+                for m in self.spec.models
+            ],
+        }
+
+
+@dataclass
+class Plan:
+    request: BuildRequest
+    artifacts: list[ArtifactPlan]
+    bundle: BundlePlan
+    lock: Lock
+    bundle_id: str
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def todo(self) -> list[ArtifactPlan]:
+        return [a for a in self.artifacts if not all(s.hit for s in a.stages)]
+
+
+def changes(before: Any, after: Any, prefix: str = "") -> list[str]:
+    """Dotted paths whose values differ, with old -> new values: 'args.classes: 10 -> 12'."""
+    if isinstance(before, dict) and isinstance(after, dict):
+        found: list[str] = []
+        for k in sorted(set(before) | set(after), key=str):
+            path = f"{prefix}.{k}" if prefix else str(k)
+            if k not in before:
+                found.append(f"{path}: added")
+            elif k not in after:
+                found.append(f"{path}: removed")
+            else:
+                found.extend(changes(before[k], after[k], path))
+        return found
+    if before == after:
+        return []
+    return [f"{prefix}: {_short(before)} -> {_short(after)}"]
+
+
+def _short(value: Any) -> str:
+    text = json.dumps(value, sort_keys=True) if not isinstance(value, str) else value
+    return text if len(text) <= 20 else text[:12] + "…"
+
+
+def why(stage: StagePlan, locked: dict[str, Any] | None) -> str:
+    if stage.lookup.entry is not None:
+        return "cached"
+    if stage.lookup.problem.startswith("damaged"):
+        return stage.lookup.problem
+    if locked is None:
+        return "new: not in tftrt.lock"
+    if locked.get("key") == stage.key:
+        return "not in the cache (the lock is up to date)"
+    diff = changes(
+        {"inputs": locked.get("inputs"), "toolchain": locked.get("toolchain")},
+        {"inputs": stage.inputs, "toolchain": stage.toolchain},
+    )
+    diff = [d.removeprefix("inputs.") for d in diff]
+    if not diff:
+        return "key recipe changed"
+    more = f" (+{len(diff) - 3} more)" if len(diff) > 3 else ""
+    return "changed: " + "; ".join(diff[:3]) + more
+
+
+def plan_artifact(
+    artifact: ArtifactSpec,
+    request: BuildRequest,
+    store: Store,
+    executor: Executor,
+    lock: Lock,
+    fetch_unpinned: bool,
+    progress: Progress | None = None,
+) -> ArtifactPlan:
+    model, profile = artifact.model, artifact.profile
+    source = Source(
+        model,
+        artifact.model_option.file,
+        request.project,
+        store.stat_cache,
+        executor,
+        request.cache_dir / "downloads",
+        fetch_unpinned=fetch_unpinned,
+    )
+    locked = lock.artifacts.get(artifact.id) or {}
+    src_inputs = source.inputs(progress)
+    src_toolchain = source.toolchain()
+    src_key = stage_key("source", src_inputs, src_toolchain)
+    src_lookup = store.lookup(src_key, progress)
+    if src_lookup.entry is not None:
+        # A cached source was checked against an earlier config; check it against this one.
+        check_signature(model, src_lookup.entry.report, artifact.model_option.file)
+    src = StagePlan("source", src_inputs, src_toolchain, src_key, src_lookup, "")
+    src.reason = why(src, locked.get("source"))
+
+    converter = converter_for(profile)
+    conv_inputs = {
+        "converter": converter.kind.value,
+        "format": converter.format,
+        "source": src_key,
+        "params": converter.key_inputs(profile, model),
+    }
+    conv_toolchain = converter.toolchain(executor)
+    conv_key = stage_key("convert", conv_inputs, conv_toolchain)
+    conv = StagePlan("convert", conv_inputs, conv_toolchain, conv_key,
+                     store.lookup(conv_key, progress), "")
+    conv.reason = why(conv, locked.get("convert"))
+    return ArtifactPlan(artifact, source, converter, (src, conv),
+                        converter.describe(profile, model))
+
+
+def bundle_spec(request: BuildRequest, keys: dict[str, str]) -> BundleSpec:
+    models = tuple(
+        BundleModel(
+            name=m.name,
+            versions=tuple(
+                BundleVersion(v.version, v.artifact.id, v.artifact.profile.name,
+                              keys[v.artifact.id])
+                for v in sorted(m.versions, key=lambda v: v.version)
+            ),
+            labels=tuple(sorted(m.labels.items())),
+        )
+        for m in request.served
+    )
+    return BundleSpec(request.target, request.target_option.name, request.bundle_dir.name, models)
+
+
+def bundle_id(request: BuildRequest) -> str:
+    try:
+        return request.bundle_dir.relative_to(request.project).as_posix()
+    except ValueError:
+        return request.bundle_dir.as_posix()
+
+
+def make_plan(
+    request: BuildRequest,
+    store: Store,
+    executor: Executor,
+    lock: Lock,
+    fetch_unpinned: bool = False,
+    progress: Progress | None = None,
+) -> Plan:
+    artifacts = [
+        plan_artifact(a, request, store, executor, lock, fetch_unpinned, progress)
+        for a in request.artifacts
+    ]
+    spec = bundle_spec(request, {a.id: a.key for a in artifacts})
+    files = render_all(spec)
+    key = digest_json(
+        {
+            "salt": KEY_SALT,
+            "files": file_digests(files),
+            "versions": [[m.name, v.version, v.key] for m in spec.models for v in m.versions],
+        }
+    )
+    bid = bundle_id(request)
+    locked = lock.bundles.get(bid)
+    if locked is None:
+        reason = "new: not in tftrt.lock"
+    elif locked.get("key") == key:
+        reason = "unchanged"
+    else:
+        reason = "changed: " + "; ".join(changes(locked.get("files"), file_digests(files))[:3])
+        if reason == "changed: ":
+            reason = "changed: served versions"
+    return Plan(request, artifacts, BundlePlan(spec, files, key, reason=reason), lock, bid)
+
+
+def stale(plan: Plan) -> list[tuple[str, str]]:
+    """What in tftrt.lock disagrees with the configs and inputs: (item, reason) pairs."""
+    found: list[tuple[str, str]] = []
+    for art in plan.artifacts:
+        locked = plan.lock.artifacts.get(art.id)
+        if locked is None:
+            found.append((art.id, "not in tftrt.lock"))
+            continue
+        for stage in art.stages:
+            entry = locked.get(stage.name) or {}
+            if entry.get("key") != stage.key:
+                found.append((f"{art.id} {stage.name}", why(_unlocked(stage), entry)))
+        if locked.get("config") != art.config():
+            diff = changes(locked.get("config"), art.config())
+            found.append((art.id, "config changed: " + "; ".join(diff[:3])))
+    locked_bundle = plan.lock.bundles.get(plan.bundle_id)
+    if locked_bundle is None:
+        found.append((plan.bundle_id, "bundle not in tftrt.lock"))
+    elif locked_bundle.get("key") != plan.bundle.key:
+        found.append((plan.bundle_id, f"bundle {plan.bundle.reason}"))
+    return found
+
+
+def _unlocked(stage: StagePlan) -> StagePlan:
+    # Compare against the lock as if nothing were cached, so the reason names the change.
+    return StagePlan(stage.name, stage.inputs, stage.toolchain, stage.key, Lookup(None, "absent"),
+                     "")
+
+
+def relative(path: Path, project: Path) -> str:
+    try:
+        return path.relative_to(project).as_posix()
+    except ValueError:
+        return str(path)

@@ -1,0 +1,52 @@
+"""Child-process entry point for stages that need TensorFlow: ``python -m tftrt_build.runner T``.
+
+T is a JSON task written by an executor. The result (or the error) goes to the file the task
+names; the log goes to stdout, which the executor streams. Keep this module free of TensorFlow
+imports: operations import it themselves, so a capability probe can run without it.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import sys
+import traceback
+from pathlib import Path
+from typing import Any
+
+OPERATIONS = {
+    "export": "tftrt_build.tfops.export:run",
+    "inspect": "tftrt_build.tfops.inspect:run",
+}
+
+
+class CapabilityMissing(Exception):
+    """Raised by an operation when this machine lacks what it needs (GPU, TensorRT)."""
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    task = json.loads(Path(args[0]).read_text())
+    payload: dict[str, Any]
+    try:
+        module_name, func_name = OPERATIONS[task["op"]].split(":")
+        func = getattr(importlib.import_module(module_name), func_name)
+        payload = {"ok": True, "result": func(task)}
+    except Exception as exc:  # noqa: BLE001 - every failure must reach the parent as a result
+        traceback.print_exc(file=sys.stdout)
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        payload = {
+            "ok": False,
+            "error": {
+                "type": type(exc).__name__,
+                "kind": "capability" if isinstance(exc, CapabilityMissing) else "failure",
+                "message": f"{type(exc).__name__}: {first}" if first else type(exc).__name__,
+            },
+        }
+    Path(task["result"]).write_text(json.dumps(payload))
+    sys.stdout.flush()
+    return 0 if payload["ok"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

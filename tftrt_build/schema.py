@@ -1,0 +1,270 @@
+"""Typed config schemas, registered in Hydra's ConfigStore.
+
+YAML options in ``conf/<group>/`` fill these in; Hydra validates keys and types against them.
+Past the CLI, code sees these dataclasses (``OmegaConf.to_object``), never a ``DictConfig``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any, Optional
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING
+
+# OmegaConf reads the annotations at run time, so Optional[...] is spelled out (not ``X | None``).
+# ruff: noqa: UP045
+
+
+class Mode(Enum):
+    build = "build"  # build what is missing, emit the bundle, update the lock
+    plan = "plan"  # say what would be built and why; touch nothing
+    check = "check"  # exit non-zero when tftrt.lock is out of date; touch nothing
+
+
+class SourceKind(Enum):
+    export = "export"  # run a script from models/ that builds the model
+    archive = "archive"  # a .tar/.tar.gz/.zip SavedModel, from a URL or a path, pinned by sha256
+    local = "local"  # a SavedModel folder on disk
+
+
+class SampleKind(Enum):
+    random = "random"  # uniform in [low, high) (integers for integer dtypes), seeded
+    zeros = "zeros"
+    file = "file"  # a .npz file with one array per input name
+
+
+class ConverterKind(Enum):
+    native = "native"  # the SavedModel served as-is: the baseline
+    tftrt = "tftrt"  # TF-TRT (TrtGraphConverterV2)
+
+
+class Precision(Enum):
+    FP32 = "FP32"
+    FP16 = "FP16"
+    INT8 = "INT8"
+
+
+class TargetKind(Enum):
+    compose = "compose"
+    k8s = "k8s"
+
+
+class LinkMode(Enum):
+    hardlink = "hardlink"  # version folders share files with the cache (falls back to copy)
+    copy = "copy"
+
+
+class ExecutorKind(Enum):
+    local = "local"
+    docker = "docker"
+
+
+class VerifyMode(Enum):
+    stat = "stat"  # re-hash a cache entry's file only when its size/mtime/inode changed
+    full = "full"  # re-hash every file of every entry used
+
+
+@dataclass
+class InputConf:
+    # Name of the input in the serving signature.
+    name: str = MISSING
+    # TensorFlow dtype name: float32, float16, int32, int64, uint8, string, ...
+    dtype: str = "float32"
+    # Shape with the batch dimension first; -1 for a dimension of any size.
+    shape: list[int] = MISSING
+
+
+@dataclass
+class SamplesConf:
+    # How sample inputs for verification, warm-up and calibration are made.
+    kind: SampleKind = SampleKind.random
+    # Number of examples (rows) to make.
+    count: int = 4
+    # Seed of the generator, so samples are the same on every machine.
+    seed: int = 0
+    # Range of random values.
+    low: float = 0.0
+    high: float = 1.0
+    # The .npz file for kind=file, relative to the project.
+    path: Optional[str] = None
+
+
+@dataclass
+class SourceConf:
+    # Where the SavedModel comes from.
+    kind: SourceKind = MISSING
+    # export: script under models/ defining build(**args) -> keras.Model (or export(dir, **args)).
+    script: Optional[str] = None
+    # export: keyword arguments passed to the script.
+    args: dict[str, Any] = field(default_factory=dict)
+    # export: extra files the script reads or imports; their content is part of the key.
+    deps: list[str] = field(default_factory=list)
+    # export: seed for Python, NumPy, TensorFlow and Keras before the script runs.
+    seed: int = 0
+    # archive: local file; local: SavedModel folder. Relative to the project.
+    path: Optional[str] = None
+    # archive: download address (http, https or file).
+    url: Optional[str] = None
+    # archive: required sha256 of the archive file.
+    sha256: Optional[str] = None
+    # archive: folder inside the archive holding saved_model.pb (found when there is one).
+    subdir: Optional[str] = None
+
+
+@dataclass
+class ModelConf:
+    # Name the model is served under (TF Serving model name, REST path /v1/models/<name>).
+    name: str = MISSING
+    source: SourceConf = field(default_factory=SourceConf)
+    # MetaGraph tag set to load.
+    tags: list[str] = field(default_factory=lambda: ["serve"])
+    # Signature to serve and convert.
+    signature: str = "serving_default"
+    inputs: list[InputConf] = MISSING
+    # Output names of the signature; export uses them to name the outputs, in order.
+    outputs: list[str] = field(default_factory=list)
+    samples: SamplesConf = field(default_factory=SamplesConf)
+
+
+@dataclass
+class TrtConf:
+    # TrtGraphConverterV2 arguments; the native converter ignores them.
+    minimum_segment_size: int = 3
+    max_workspace_size_bytes: int = 1 << 30
+    maximum_cached_engines: int = 1
+    allow_build_at_runtime: bool = True
+    # Dynamic shapes (explicit batch) and the optimisation profile strategy:
+    # Range, Optimal, Range+Optimal or ImplicitBatchModeCompatible.
+    use_dynamic_shape: bool = False
+    dynamic_shape_profile_strategy: Optional[str] = None
+    # Save engines built for this GPU with the model (pre-built engines need it).
+    save_gpu_specific_engines: bool = True
+    # Accept a conversion that produced no TensorRT engine (normally a build failure).
+    allow_no_engines: bool = False
+
+
+@dataclass
+class CalibrationConf:
+    # INT8 calibration data: 'samples' (the model's sample generator) or 'files' (.npz files).
+    source: str = "samples"
+    files: list[str] = field(default_factory=list)
+    # Number of calibration batches and their batch size.
+    batches: int = 8
+    batch_size: int = 8
+
+
+@dataclass
+class ToleranceConf:
+    # Allowed difference between converted and source outputs; null = default of the precision.
+    atol: Optional[float] = None
+    rtol: Optional[float] = None
+
+
+@dataclass
+class ProfileConf:
+    # Name shown in tables and in the lock.
+    name: str = MISSING
+    converter: ConverterKind = ConverterKind.native
+    precision: Precision = Precision.FP32
+    # Largest batch the converted model serves; TF Serving batching never exceeds it.
+    max_batch_size: int = 8
+    # Engines are left to be built at run time when true (TF1 is_dynamic_op=True); when false
+    # they are pre-built with build() for batch_sizes before saving.
+    dynamic_op: bool = False
+    # Batch sizes to pre-build engines for; empty means [max_batch_size].
+    batch_sizes: list[int] = field(default_factory=list)
+    trt: TrtConf = field(default_factory=TrtConf)
+    calibration: Optional[CalibrationConf] = None
+    tolerance: ToleranceConf = field(default_factory=ToleranceConf)
+    # TF1-era saved_model_cli flags, accepted with their TF2 meaning (see the README).
+    precision_mode: Optional[str] = None
+    is_dynamic_op: Optional[bool] = None
+
+
+@dataclass
+class VersionConf:
+    # Numbered version folder the artifact is served as.
+    version: int = MISSING
+    # Profile option (conf/profile/<profile>.yaml) that builds this version.
+    profile: str = MISSING
+
+
+@dataclass
+class ServedModelConf:
+    # Model option (conf/model/<model>.yaml).
+    model: str = MISSING
+    versions: list[VersionConf] = MISSING
+    # Version labels, as in TF Serving's version_labels: {stable: 2, canary: 3}.
+    labels: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class GpusConf:
+    # Number of GPUs to reserve: an integer or "all"; 0 reserves none; null means 1 unless
+    # device_ids are given.
+    count: Any = None
+    # Specific device ids instead of a count ("0", "1", ...).
+    device_ids: list[str] = field(default_factory=list)
+
+
+@dataclass
+class PortsConf:
+    rest: int = 8501
+    grpc: int = 8500
+    # Host address published ports bind to.
+    host: str = "127.0.0.1"
+
+
+@dataclass
+class TargetConf:
+    name: str = MISSING
+    kind: TargetKind = TargetKind.compose
+    # TF Serving image, pinned by tag (or digest).
+    image: str = "tensorflow/serving:2.17.1-gpu"
+    gpus: GpusConf = field(default_factory=GpusConf)
+    ports: PortsConf = field(default_factory=PortsConf)
+    # Models and versions served; empty serves the selected model and profile as version 1.
+    models: list[ServedModelConf] = field(default_factory=list)
+    # Where the bundle is written, relative to the project.
+    bundle_dir: str = MISSING
+    # How version folders are filled from the cache.
+    link: LinkMode = LinkMode.hardlink
+    # Where the model repository is mounted inside the serving container.
+    model_base_path: str = "/models"
+    restart: str = "unless-stopped"
+
+
+@dataclass
+class ExecutorConf:
+    kind: ExecutorKind = ExecutorKind.local
+    # Python interpreter that runs TensorFlow stages (local); null means this interpreter.
+    python: Optional[str] = None
+
+
+@dataclass
+class CacheConf:
+    # Content-addressed store; TFTRT_CACHE_DIR moves it.
+    dir: str = "${oc.env:TFTRT_CACHE_DIR,.tftrt-cache}"
+    verify: VerifyMode = VerifyMode.stat
+
+
+@dataclass
+class Config:
+    model: ModelConf = MISSING
+    profile: ProfileConf = MISSING
+    target: TargetConf = MISSING
+    executor: ExecutorConf = MISSING
+    mode: Mode = Mode.build
+    cache: CacheConf = field(default_factory=CacheConf)
+    # Lock file, relative to the project.
+    lock: str = "tftrt.lock"
+    # Print tracebacks and stage logs.
+    verbose: bool = False
+
+
+def register_configs() -> None:
+    """Register the schemas; the primary config and every group option are checked against them."""
+    cs = ConfigStore.instance()
+    cs.store(name="tftrt_build_schema", node=Config)
