@@ -13,7 +13,7 @@ from tftrt_build.cache import Entry, Store, tree_record
 from tftrt_build.emit.bundle import BundleWrite, is_current, write_bundle
 from tftrt_build.executors import Executor
 from tftrt_build.lock import updating
-from tftrt_build.plan import ArtifactPlan, Plan
+from tftrt_build.plan import ArtifactPlan, Plan, plain
 from tftrt_build.schema import LinkMode
 
 
@@ -62,7 +62,7 @@ class ArtifactResult:
         entry["convert"]["output"] = tree_record(self.entry.tree)
         report = self.entry.report
         if report:
-            entry["convert"]["report"] = report
+            entry["convert"]["report"] = plain(report)
         return entry
 
 

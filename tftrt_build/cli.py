@@ -5,8 +5,10 @@ Exit codes: 0 done; 1 a stage failed or the lock is stale (mode=check); 2 bad co
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
+import re
 import sys
 import traceback
 from pathlib import Path
@@ -17,11 +19,11 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
-from rich.console import Console
 from rich.markup import escape
 
-from tftrt_build.errors import ConfigError, TftrtError
-from tftrt_build.explain import explain
+from tftrt_build.console import console
+from tftrt_build.errors import ConfigError, TftrtError, did_you_mean
+from tftrt_build.explain import COMMAND_LINE, explain
 from tftrt_build.options import HydraOptions
 from tftrt_build.report import Row, summary_table
 from tftrt_build.schema import Config, register_configs
@@ -43,11 +45,16 @@ def _wants_traceback(argv: list[str]) -> bool:
 
 
 def print_error(error: TftrtError) -> None:
-    Console(stderr=True).print(f"[red]error:[/red] {escape(str(error))}", highlight=False,
+    console(stderr=True).print(f"[red]error:[/red] {escape(str(error))}", highlight=False,
                                soft_wrap=True)
 
 
 def to_config(cfg: DictConfig, choices: dict[str, str], options: HydraOptions) -> Config:
+    known = [f.name for f in dataclasses.fields(Config)]
+    for key in cfg:
+        if key not in known:
+            raise ConfigError("unknown key", key=str(key), file=COMMAND_LINE,
+                              hint=did_you_mean(str(key), known))
     try:
         obj = OmegaConf.to_object(cfg)
     except Exception as exc:
@@ -56,13 +63,34 @@ def to_config(cfg: DictConfig, choices: dict[str, str], options: HydraOptions) -
     return obj
 
 
-def run_job(cfg: DictConfig, choices: dict[str, str], job: str) -> tuple[list[Row], int]:
+def from_command_line(
+    error: TftrtError, overrides: list[str], groups: dict[str, str]
+) -> TftrtError:
+    """Blame the command line, not the YAML file, for a value an override set."""
+    if not isinstance(error, ConfigError) or not error.key:
+        return error
+    key = re.sub(r"\[(\d+)\]", r".\1", error.key)
+    for override in overrides:
+        name = override.split("=", 1)[0].lstrip("+~")
+        if name in groups:
+            continue  # profile=fp16 picks a file; the file is still to blame for its values
+        if key == name or key.startswith(name + "."):
+            return ConfigError(error.message, key=error.key, file=COMMAND_LINE, hint=error.hint)
+    return error
+
+
+def run_job(
+    cfg: DictConfig, choices: dict[str, str], job: str, overrides: list[str]
+) -> tuple[list[Row], int]:
     """Run one build (one job of a sweep); return its summary rows and exit code."""
     options = HydraOptions()
     verbose = bool(cfg.get("verbose", False))
     try:
-        config = to_config(cfg, choices, options)
-        return execute(config, choices, options, Path.cwd(), job=job)
+        try:
+            config = to_config(cfg, choices, options)
+            return execute(config, choices, options, Path.cwd(), job=job)
+        except TftrtError as exc:
+            raise from_command_line(exc, overrides, choices) from exc
     except TftrtError as exc:
         if verbose:
             traceback.print_exc()
@@ -77,7 +105,7 @@ def _app(cfg: DictConfig) -> None:
     hc = HydraConfig.get()
     multirun = hc.mode is RunMode.MULTIRUN
     job = " ".join(hc.overrides.task) if multirun else ""
-    rows, code = run_job(cfg, dict(hc.runtime.choices), job)
+    rows, code = run_job(cfg, dict(hc.runtime.choices), job, list(hc.overrides.task))
     if multirun:
         # Each job leaves its rows in its own folder; the sweep callback gathers them, which
         # works the same with launchers that run jobs in other processes.
@@ -98,7 +126,11 @@ class SweepSummary(Callback):
             data = json.loads(path.read_text())
             worst = max(worst, int(data["code"]))
             rows.extend(Row(**r) for r in data["rows"])
-        Console().print(summary_table(rows, title=f"tftrt-build sweep ({sweep_dir})"))
+        out = console()
+        out.print(summary_table(rows, title=f"tftrt-build sweep ({sweep_dir})"))
+        for row in rows:
+            if row.note:
+                out.print(f"[red]{escape(row.job)}:[/red] {escape(row.note)}", highlight=False)
         _set_exit(worst)
 
 
@@ -110,7 +142,7 @@ def main() -> None:
     try:
         _app()
     except KeyboardInterrupt:
-        Console(stderr=True).print("[red]interrupted[/red]")
+        console(stderr=True).print("[red]interrupted[/red]")
         sys.exit(130)
     except Exception as exc:
         if full:

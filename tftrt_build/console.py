@@ -11,8 +11,14 @@ from rich.filesize import decimal
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 
+def console(stderr: bool = False) -> Console:
+    """A console that does not squeeze tables to 80 columns when output is captured."""
+    probe = Console(stderr=stderr)
+    return probe if probe.is_terminal else Console(stderr=stderr, width=140)
+
+
 class RichStage:
-    def __init__(self, progress: Progress, task: int, title: str, console: Console,
+    def __init__(self, progress: Progress | None, task: int, title: str, console: Console,
                  verbose: bool) -> None:
         self._progress = progress
         self._task = task
@@ -24,23 +30,29 @@ class RichStage:
     def log(self, line: str) -> None:
         if self._verbose:
             self._console.print(f"  [dim]{escape(line)}[/dim]", highlight=False)
-        if line.strip():
+        if line.strip() and self._progress is not None:
             self._progress.update(self._task, note=escape(line.strip()[:60]))
 
     def advance(self, n: int) -> None:
         self._bytes += n
-        self._progress.update(self._task, size=decimal(self._bytes))
+        if self._progress is not None:
+            self._progress.update(self._task, size=decimal(self._bytes))
 
 
 class RichUI:
     """Progress on stderr; finished stages stay as one line each."""
 
     def __init__(self, verbose: bool = False) -> None:
-        self.console = Console(stderr=True)
+        self.console = console(stderr=True)
         self.verbose = verbose
 
     @contextlib.contextmanager
     def stage(self, title: str) -> Iterator[RichStage]:
+        if not self.console.is_terminal:
+            # Captured output (CI, pipes): no live display, one line when the stage ends.
+            yield RichStage(None, 0, title, self.console, self.verbose)
+            self.console.print(f"✓ {escape(title)}", highlight=False)
+            return
         progress = Progress(
             SpinnerColumn(),
             TextColumn("{task.description}"),

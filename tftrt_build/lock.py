@@ -39,7 +39,7 @@ class Lock:
             "artifacts": {k: self.artifacts[k] for k in sorted(self.artifacts)},
             "bundles": {k: self.bundles[k] for k in sorted(self.bundles)},
         }
-        return HEADER + yaml.safe_dump(data, sort_keys=False, default_flow_style=False, width=100)
+        return HEADER + yaml.dump(data, Dumper=_Dumper, sort_keys=False, width=100)
 
     @classmethod
     def from_yaml(cls, text: str, where: str) -> Lock:
@@ -57,6 +57,18 @@ class Lock:
         if data.get("hash") != ALGORITHM:
             raise LockError(f"{where}: digests are {data.get('hash')!r}, expected {ALGORITHM}")
         return cls(dict(data.get("artifacts") or {}), dict(data.get("bundles") or {}))
+
+
+class _Dumper(yaml.SafeDumper):
+    """Block style for mappings (a diff line per key), flow style for lists of scalars."""
+
+
+def _represent_list(dumper: yaml.SafeDumper, value: list[Any]) -> yaml.Node:
+    flow = all(isinstance(v, str | int | float | bool) or v is None for v in value)
+    return dumper.represent_sequence("tag:yaml.org,2002:seq", value, flow_style=flow)
+
+
+_Dumper.add_representer(list, _represent_list)
 
 
 def read_lock(path: Path) -> Lock:

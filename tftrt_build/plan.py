@@ -65,7 +65,7 @@ class StagePlan:
         return self.lookup.entry
 
     def to_lock(self) -> dict[str, Any]:
-        return {"key": self.key, "inputs": self.inputs, "toolchain": self.toolchain}
+        return {"key": self.key, "inputs": plain(self.inputs), "toolchain": plain(self.toolchain)}
 
 
 @dataclass

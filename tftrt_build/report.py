@@ -63,8 +63,6 @@ def summary_table(rows: list[Row], title: str = "tftrt-build") -> Table:
     colours = {"hit": "green", "built": "cyan", "failed": "red", "stale": "yellow"}
     for r in rows:
         status = f"[{colours.get(r.status, 'white')}]{r.status}[/]"
-        if r.note:
-            status += f" [dim]{escape(r.note)}[/dim]"
         cells = [
             escape(r.model),
             escape(r.profile),

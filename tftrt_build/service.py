@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from rich.console import Console
 from rich.markup import escape
 
 from tftrt_build.build import run_build
 from tftrt_build.cache import Store
-from tftrt_build.console import RichUI
+from tftrt_build.console import RichUI, console
 from tftrt_build.digest import StatCache
 from tftrt_build.executors import Executor, LocalExecutor
 from tftrt_build.lock import read_lock
@@ -33,7 +32,7 @@ def execute(
     config: Config, choices: dict[str, str], options: Options, project: Path, job: str = ""
 ) -> tuple[list[Row], int]:
     request = resolve(config, choices, options, project)
-    out = Console()
+    out = console()
     sweep = bool(job)
     readonly = request.mode is not Mode.build
     store = open_store(request, readonly)

@@ -21,8 +21,10 @@ from tftrt_build.schema import ModelConf, SourceKind
 
 def builtin_models() -> Path:
     """tftrt-build's own models/ folder, shipped as the package tftrt_build.models."""
-    import tftrt_build.models
-
+    try:
+        import tftrt_build.models
+    except ImportError:  # a source checkout (editable install): the repository's models/
+        return Path(__file__).resolve().parents[1] / "models"
     return Path(tftrt_build.models.__file__).parent
 
 
