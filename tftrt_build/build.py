@@ -26,6 +26,8 @@ class StageUI(Protocol):
 class UI(Protocol):
     def stage(self, title: str) -> contextlib.AbstractContextManager[StageUI]: ...
 
+    def note(self, text: str) -> None: ...
+
 
 class QuietUI:
     """A UI that shows nothing: for plan/check and for tests."""
@@ -42,6 +44,10 @@ class QuietUI:
 
     def __init__(self) -> None:
         self.titles: list[str] = []
+        self.notes: list[str] = []
+
+    def note(self, text: str) -> None:
+        self.notes.append(text)
 
     @contextlib.contextmanager
     def stage(self, title: str) -> Iterator[QuietUI._Stage]:
@@ -58,8 +64,9 @@ class ArtifactResult:
 
     def to_lock(self) -> dict[str, Any]:
         entry = self.plan.to_lock()
-        entry["source"]["output"] = self.entry.manifest.get("source_output")
-        entry["convert"]["output"] = tree_record(self.entry.tree)
+        # plain() sorts keys: records read back from a manifest and fresh ones look the same.
+        entry["source"]["output"] = plain(self.entry.manifest.get("source_output"))
+        entry["convert"]["output"] = plain(tree_record(self.entry.tree))
         report = self.entry.report
         if report:
             entry["convert"]["report"] = plain(report)
@@ -81,9 +88,12 @@ def build_artifact(art: ArtifactPlan, store: Store, executor: Executor, ui: UI) 
     source, convert = art.stages
     started = time.monotonic()
     if convert.entry is not None:
+        ui.note(f"{art.id} convert: cached {convert.key[:12]} (source not needed)")
         return ArtifactResult(art, convert.entry, built=False, seconds=0.0)
     src_entry = source.entry
-    if src_entry is None:
+    if src_entry is not None:
+        ui.note(f"{art.id} source: cached {source.key[:12]}")
+    else:
         with ui.stage(f"{art.id} source: {source.reason}") as s, store.staging(source.key) as tmp:
             report = art.source.obtain(tmp / "data", s.log, s.advance)
             src_entry = store.commit(
@@ -127,9 +137,12 @@ def run_build(plan: Plan, store: Store, executor: Executor, ui: UI) -> BuildResu
     bundle_dir = plan.request.bundle_dir
     written = False
     if not is_current(bundle_dir, plan.bundle.key, write, store.stat_cache):
-        with ui.stage(f"bundle {plan.bundle_id}: {plan.bundle.reason}"):
+        reason = plan.bundle.reason if plan.bundle.reason != "unchanged" else "folder differs"
+        with ui.stage(f"bundle {plan.bundle_id}: {reason}"):
             write_bundle(bundle_dir, write)
         written = True
+    else:
+        ui.note(f"bundle {plan.bundle_id}: up to date")
     with updating(plan.request.lock_path) as lock:
         for result in results:
             lock.artifacts[result.plan.id] = result.to_lock()

@@ -32,6 +32,8 @@ from tftrt_build.service import execute
 SUMMARY_FILE = "tftrt-summary.json"
 # The exit code of this process: the worst of its jobs.
 _exit_code = [0]
+# Whether the user asked for tracebacks (HYDRA_FULL_ERROR=1 or verbose=true).
+_tracebacks = [False]
 
 
 def _set_exit(code: int) -> None:
@@ -84,7 +86,7 @@ def run_job(
 ) -> tuple[list[Row], int]:
     """Run one build (one job of a sweep); return its summary rows and exit code."""
     options = HydraOptions()
-    verbose = bool(cfg.get("verbose", False))
+    verbose = bool(cfg.get("verbose", False)) or _tracebacks[0]
     try:
         try:
             config = to_config(cfg, choices, options)
@@ -136,7 +138,7 @@ class SweepSummary(Callback):
 
 def main() -> None:
     register_configs()
-    full = _wants_traceback(sys.argv[1:])
+    full = _tracebacks[0] = _wants_traceback(sys.argv[1:])
     # Let Hydra's own errors reach this function, so they can be said in one line.
     os.environ["HYDRA_FULL_ERROR"] = "1"
     try:

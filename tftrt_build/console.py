@@ -46,6 +46,9 @@ class RichUI:
         self.console = console(stderr=True)
         self.verbose = verbose
 
+    def note(self, text: str) -> None:
+        self.console.print(f"[green]•[/green] {escape(text)}", highlight=False)
+
     @contextlib.contextmanager
     def stage(self, title: str) -> Iterator[RichStage]:
         if not self.console.is_terminal:

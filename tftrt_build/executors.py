@@ -83,6 +83,8 @@ def runner_env() -> dict[str, str]:
             "TF_DETERMINISTIC_OPS": "1",
             "TF_CPP_MIN_LOG_LEVEL": env.get("TF_CPP_MIN_LOG_LEVEL", "2"),
             "PYTHONUNBUFFERED": "1",
+            # The runner exits if this process dies (see runner.die_with_parent).
+            "TFTRT_PARENT_PID": str(os.getpid()),
         }
     )
     return env

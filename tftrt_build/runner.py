@@ -7,8 +7,11 @@ imports: operations import it themselves, so a capability probe can run without 
 
 from __future__ import annotations
 
+import ctypes
 import importlib
 import json
+import os
+import signal
 import sys
 import traceback
 from pathlib import Path
@@ -24,7 +27,24 @@ class CapabilityMissing(Exception):
     """Raised by an operation when this machine lacks what it needs (GPU, TensorRT)."""
 
 
+def die_with_parent() -> None:
+    """Exit when the tftrt-build process that started us dies, even by SIGKILL.
+
+    Without this an export or conversion would run on as an orphan and keep writing into a
+    staging folder that the next build is about to clean up.
+    """
+    parent = int(os.environ.get("TFTRT_PARENT_PID", "0"))
+    if not parent or not sys.platform.startswith("linux"):
+        return
+    libc = ctypes.CDLL(None, use_errno=True)
+    pr_set_pdeathsig = 1
+    libc.prctl(pr_set_pdeathsig, signal.SIGKILL)
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        os._exit(1)
+
+
 def main(argv: list[str] | None = None) -> int:
+    die_with_parent()
     args = sys.argv[1:] if argv is None else argv
     task = json.loads(Path(args[0]).read_text())
     payload: dict[str, Any]
