@@ -80,7 +80,11 @@ class Project:
         full_env.pop("HYDRA_FULL_ERROR", None)
         full_env.update(env or {})
         proc = subprocess.run(
-            [exe, *args], cwd=self.root, env=full_env, capture_output=True, text=True,
+            [exe, *args],
+            cwd=self.root,
+            env=full_env,
+            capture_output=True,
+            text=True,
             timeout=timeout,
         )
         return Result(proc.returncode, proc.stdout, proc.stderr)
@@ -149,3 +153,32 @@ def in_project(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     GlobalHydra.instance().clear()
     yield
     GlobalHydra.instance().clear()
+
+
+@pytest.fixture
+def compose_request(monkeypatch: pytest.MonkeyPatch, in_project: None):  # type: ignore[no-untyped-def]
+    """Resolve a BuildRequest with Hydra's compose API, as the CLI would in ``root``."""
+    from hydra import compose, initialize_config_module
+    from omegaconf import open_dict
+
+    from tftrt_build.cli import to_config
+    from tftrt_build.options import HydraOptions
+    from tftrt_build.resolve import resolve
+    from tftrt_build.schema import register_configs
+
+    register_configs()
+
+    def make(root: Path, *overrides: str):  # type: ignore[no-untyped-def]
+        monkeypatch.chdir(root)
+        from hydra.core.global_hydra import GlobalHydra
+
+        GlobalHydra.instance().clear()
+        with initialize_config_module("tftrt_build.conf", version_base="1.3"):
+            cfg = compose("tftrt_build", list(overrides), return_hydra_config=True)
+            choices = dict(cfg.hydra.runtime.choices)
+            with open_dict(cfg):
+                del cfg["hydra"]
+            options = HydraOptions()
+            return resolve(to_config(cfg, choices, options), choices, options, root)
+
+    return make

@@ -8,7 +8,6 @@ deliberate act.
 from __future__ import annotations
 
 import pytest
-
 from conftest import Project
 
 BUILTIN = "tftrt_build/conf"

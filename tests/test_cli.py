@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from conftest import Project, make_project
+
 from tftrt_build.emit.models_config import parse as parse_models_config
 
 pytestmark = pytest.mark.slow
@@ -21,9 +21,12 @@ pytestmark = pytest.mark.slow
 
 def tensorflow_imported(stderr: str) -> bool:
     """Whether -X importtime output shows TensorFlow being imported by any process."""
-    return any(line.rstrip().endswith(("| tensorflow", "|   tensorflow"))
-               or line.split("|")[-1].strip() == "tensorflow"
-               for line in stderr.splitlines() if "import time:" in line)
+    return any(
+        line.rstrip().endswith(("| tensorflow", "|   tensorflow"))
+        or line.split("|")[-1].strip() == "tensorflow"
+        for line in stderr.splitlines()
+        if "import time:" in line
+    )
 
 
 def test_default_build_writes_bundle_and_lock(project: Project) -> None:
@@ -106,7 +109,7 @@ def test_plan_builds_nothing_and_says_why(project: Project) -> None:
 def test_sweep_reports_failed_job_and_runs_the_others(catalogue: Project) -> None:
     result = catalogue.run("-m", "profile=native,native_fp16,fast")
     assert result.code == 2, result.err
-    table = result.out[result.out.index("tftrt-build sweep"):]
+    table = result.out[result.out.index("tftrt-build sweep") :]
     assert "profile=native " in table and "profile=fast" in table
     assert "failed" in table and table.count("hit") + table.count("built") == 2
     assert (catalogue.root / "bundles" / "demo-fast").is_dir()
@@ -130,8 +133,14 @@ def test_damaged_entry_is_rebuilt_not_served(demo_build: Project, tmp_path: Path
 def test_killed_build_leaves_no_entry(project: Project) -> None:
     env = {**os.environ, "TFTRT_CACHE_DIR": str(project.cache)}
     exe = Path(sys.executable).parent / "tftrt-build"
-    proc = subprocess.Popen([exe], cwd=project.root, env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, start_new_session=True)
+    proc = subprocess.Popen(
+        [exe],
+        cwd=project.root,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     deadline = time.monotonic() + 120
     while not list((project.cache / "tmp").glob("*/data")) and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -151,8 +160,7 @@ def test_cache_dir_moves_with_env_and_key(project: Project, tmp_path: Path) -> N
     assert (moved / "runs").is_dir()
 
 
-def test_two_clean_builds_write_the_same_lock(demo_build: Project, tmp_path: Path,
-                                              golden) -> None:  # type: ignore[no-untyped-def]
+def test_two_clean_builds_write_the_same_lock(demo_build: Project, tmp_path: Path, golden) -> None:  # type: ignore[no-untyped-def]
     other = Project(tmp_path / "other", tmp_path / "other-cache")
     other.root.mkdir()
     assert other.run().code == 0
@@ -171,5 +179,7 @@ def test_bundle_json_describes_versions(demo_build: Project) -> None:
     doc = json.loads((demo_build.root / "bundles" / "demo-native" / "bundle.json").read_text())
     assert doc["models"][0]["versions"][0]["artifact"] == "demo/native"
     lock = yaml.safe_load(demo_build.lock.read_text())
-    assert doc["models"][0]["versions"][0]["digest"] == \
-        lock["artifacts"]["demo/native"]["convert"]["output"]["digest"]
+    assert (
+        doc["models"][0]["versions"][0]["digest"]
+        == lock["artifacts"]["demo/native"]["convert"]["output"]["digest"]
+    )

@@ -99,22 +99,33 @@ def build_artifact(art: ArtifactPlan, store: Store, executor: Executor, ui: UI) 
             src_entry = store.commit(
                 source.key,
                 tmp,
-                {"stage": "source", "artifact": art.id, "inputs": source.inputs,
-                 "toolchain": source.toolchain, "report": report},
+                {
+                    "stage": "source",
+                    "artifact": art.id,
+                    "inputs": source.inputs,
+                    "toolchain": source.toolchain,
+                    "report": report,
+                },
                 s.advance,
             )
     profile, model = art.artifact.profile, art.artifact.model
     with ui.stage(f"{art.id} convert: {convert.reason}") as s, store.staging(convert.key) as tmp:
-        report = art.converter.convert(src_entry.data, tmp / "data", profile, model, executor,
-                                       s.log)
+        report = art.converter.convert(
+            src_entry.data, tmp / "data", profile, model, executor, s.log
+        )
         entry = store.commit(
             convert.key,
             tmp,
-            {"stage": "convert", "artifact": art.id, "inputs": convert.inputs,
-             "toolchain": convert.toolchain, "report": report,
-             "source_output": tree_record(src_entry.tree),
-             # What the served model looks like, for verify and for the bundle README.
-             "signature": src_entry.report},
+            {
+                "stage": "convert",
+                "artifact": art.id,
+                "inputs": convert.inputs,
+                "toolchain": convert.toolchain,
+                "report": report,
+                "source_output": tree_record(src_entry.tree),
+                # What the served model looks like, for verify and for the bundle README.
+                "signature": src_entry.report,
+            },
             s.advance,
         )
     return ArtifactResult(art, entry, built=True, seconds=time.monotonic() - started)

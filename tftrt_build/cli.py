@@ -47,16 +47,18 @@ def _wants_traceback(argv: list[str]) -> bool:
 
 
 def print_error(error: TftrtError) -> None:
-    console(stderr=True).print(f"[red]error:[/red] {escape(str(error))}", highlight=False,
-                               soft_wrap=True)
+    console(stderr=True).print(
+        f"[red]error:[/red] {escape(str(error))}", highlight=False, soft_wrap=True
+    )
 
 
 def to_config(cfg: DictConfig, choices: dict[str, str], options: HydraOptions) -> Config:
     known = [f.name for f in dataclasses.fields(Config)]
     for key in cfg:
         if key not in known:
-            raise ConfigError("unknown key", key=str(key), file=COMMAND_LINE,
-                              hint=did_you_mean(str(key), known))
+            raise ConfigError(
+                "unknown key", key=str(key), file=COMMAND_LINE, hint=did_you_mean(str(key), known)
+            )
     try:
         obj = OmegaConf.to_object(cfg)
     except Exception as exc:
@@ -97,8 +99,17 @@ def run_job(
         if verbose:
             traceback.print_exc()
         print_error(exc)
-        failed = Row(choices.get("model", "?"), choices.get("profile", "?"), None, "", "failed",
-                     None, None, job=job, note=str(exc))
+        failed = Row(
+            choices.get("model", "?"),
+            choices.get("profile", "?"),
+            None,
+            "",
+            "failed",
+            None,
+            None,
+            job=job,
+            note=str(exc),
+        )
         return [failed], exc.exit_code
 
 
@@ -123,8 +134,10 @@ class SweepSummary(Callback):
         sweep_dir = Path(config.hydra.sweep.dir)
         rows: list[Row] = []
         worst = 0
-        for path in sorted(sweep_dir.glob(f"*/{SUMMARY_FILE}"), key=lambda p: int(p.parent.name)
-                           if p.parent.name.isdigit() else 0):
+        for path in sorted(
+            sweep_dir.glob(f"*/{SUMMARY_FILE}"),
+            key=lambda p: int(p.parent.name) if p.parent.name.isdigit() else 0,
+        ):
             data = json.loads(path.read_text())
             worst = max(worst, int(data["code"]))
             rows.extend(Row(**r) for r in data["rows"])

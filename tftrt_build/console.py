@@ -6,9 +6,9 @@ import contextlib
 from collections.abc import Iterator
 
 from rich.console import Console
-from rich.markup import escape
 from rich.filesize import decimal
-from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.markup import escape
+from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
 
 
 def console(stderr: bool = False) -> Console:
@@ -18,8 +18,9 @@ def console(stderr: bool = False) -> Console:
 
 
 class RichStage:
-    def __init__(self, progress: Progress | None, task: int, title: str, console: Console,
-                 verbose: bool) -> None:
+    def __init__(
+        self, progress: Progress | None, task: TaskID, title: str, console: Console, verbose: bool
+    ) -> None:
         self._progress = progress
         self._task = task
         self._title = title
@@ -53,7 +54,7 @@ class RichUI:
     def stage(self, title: str) -> Iterator[RichStage]:
         if not self.console.is_terminal:
             # Captured output (CI, pipes): no live display, one line when the stage ends.
-            yield RichStage(None, 0, title, self.console, self.verbose)
+            yield RichStage(None, TaskID(0), title, self.console, self.verbose)
             self.console.print(f"✓ {escape(title)}", highlight=False)
             return
         progress = Progress(

@@ -134,8 +134,9 @@ class StatCache:
             merged.pop(key, None)
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            atomic_write_text(self.path, json.dumps({"version": _STATCACHE_VERSION,
-                                                     "entries": merged}))
+            atomic_write_text(
+                self.path, json.dumps({"version": _STATCACHE_VERSION, "entries": merged})
+            )
         except OSError as exc:
             raise CacheError(f"cannot write the stat cache {self.path}: {exc}") from exc
         self._dirty = {}

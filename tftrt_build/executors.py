@@ -114,9 +114,7 @@ class LocalExecutor:
         if self.python == sys.executable:
             return package_versions()
         # Another interpreter: ask it, by package metadata only (no TensorFlow import).
-        code = (
-            "import json, tftrt_build.executors as e; print(json.dumps(e.package_versions()))"
-        )
+        code = "import json, tftrt_build.executors as e; print(json.dumps(e.package_versions()))"
         try:
             out = subprocess.run(
                 [self.python, "-c", code], capture_output=True, text=True, check=True, timeout=60
@@ -184,5 +182,3 @@ def stream(cmd: list[str], env: dict[str, str], log: LogSink) -> list[str]:
     if proc.returncode < 0:
         tail.append(f"(killed by signal {signal.Signals(-proc.returncode).name})")
     return list(tail)
-
-

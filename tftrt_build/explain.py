@@ -12,8 +12,7 @@ import re
 from typing import Any
 
 import yaml
-from hydra.errors import ConfigCompositionException, MissingConfigException, \
-    OverrideParseException
+from hydra.errors import ConfigCompositionException, MissingConfigException, OverrideParseException
 from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
 from tftrt_build import schema
@@ -73,16 +72,17 @@ def _yaml_error(exc: yaml.MarkedYAMLError, options: Any) -> ConfigError:
     mark = exc.problem_mark
     where = "a config file"
     if mark is not None:
-        from tftrt_build.options import display_path
-
         from pathlib import Path
+
+        from tftrt_build.options import display_path
 
         where = f"{display_path(Path(mark.name))}:{mark.line + 1}:{mark.column + 1}"
     return ConfigError(f"invalid YAML: {exc.problem or exc.context}", file=where)
 
 
-def _composition(exc: ConfigCompositionException, choices: dict[str, str],
-                 options: Any) -> ConfigError:
+def _composition(
+    exc: ConfigCompositionException, choices: dict[str, str], options: Any
+) -> ConfigError:
     text = str(exc)
     cause = exc.__cause__
     in_file = _IN_CONFIG.match(text)
@@ -99,8 +99,9 @@ def _composition(exc: ConfigCompositionException, choices: dict[str, str],
     return ConfigError(_first_line(exc), file=COMMAND_LINE)
 
 
-def _value_error(message: str, key: str | None, file: str | None,
-                 cause: BaseException | None) -> ConfigError:
+def _value_error(
+    message: str, key: str | None, file: str | None, cause: BaseException | None
+) -> ConfigError:
     if m := _NOT_IN.search(message):
         wrong, schema_name = m.group(1), m.group(2)
         return ConfigError(
@@ -119,11 +120,13 @@ def _value_error(message: str, key: str | None, file: str | None,
         )
     if m := _CONVERT.search(message):
         kind = {"Integer": "an integer", "Float": "a number", "Boolean": "true or false"}
-        return ConfigError(f"'{m.group(1)}' is not {kind.get(m.group(2), m.group(2))}",
-                           key=key, file=file)
+        return ConfigError(
+            f"'{m.group(1)}' is not {kind.get(m.group(2), m.group(2))}", key=key, file=file
+        )
     if isinstance(cause, MissingMandatoryValue) or "missing mandatory value" in message.lower():
-        return ConfigError("has no value; set it in the file or on the command line",
-                           key=key, file=file)
+        return ConfigError(
+            "has no value; set it in the file or on the command line", key=key, file=file
+        )
     return ConfigError(message, key=key, file=file)
 
 

@@ -30,8 +30,7 @@ KEY_SALT = "tftrt-build/key/1"
 
 
 def stage_key(stage: str, inputs: dict[str, Any], toolchain: dict[str, Any]) -> str:
-    return digest_json({"salt": KEY_SALT, "stage": stage, "inputs": inputs,
-                        "toolchain": toolchain})
+    return digest_json({"salt": KEY_SALT, "stage": stage, "inputs": inputs, "toolchain": toolchain})
 
 
 def plain(value: Any) -> Any:
@@ -220,11 +219,13 @@ def plan_artifact(
     }
     conv_toolchain = converter.toolchain(executor)
     conv_key = stage_key("convert", conv_inputs, conv_toolchain)
-    conv = StagePlan("convert", conv_inputs, conv_toolchain, conv_key,
-                     store.lookup(conv_key, progress), "")
+    conv = StagePlan(
+        "convert", conv_inputs, conv_toolchain, conv_key, store.lookup(conv_key, progress), ""
+    )
     conv.reason = why(conv, locked.get("convert"))
-    return ArtifactPlan(artifact, source, converter, (src, conv),
-                        converter.describe(profile, model))
+    return ArtifactPlan(
+        artifact, source, converter, (src, conv), converter.describe(profile, model)
+    )
 
 
 def bundle_spec(request: BuildRequest, keys: dict[str, str]) -> BundleSpec:
@@ -232,8 +233,9 @@ def bundle_spec(request: BuildRequest, keys: dict[str, str]) -> BundleSpec:
         BundleModel(
             name=m.name,
             versions=tuple(
-                BundleVersion(v.version, v.artifact.id, v.artifact.profile.name,
-                              keys[v.artifact.id])
+                BundleVersion(
+                    v.version, v.artifact.id, v.artifact.profile.name, keys[v.artifact.id]
+                )
                 for v in sorted(m.versions, key=lambda v: v.version)
             ),
             labels=tuple(sorted(m.labels.items())),
@@ -309,8 +311,9 @@ def stale(plan: Plan) -> list[tuple[str, str]]:
 
 def _unlocked(stage: StagePlan) -> StagePlan:
     # Compare against the lock as if nothing were cached, so the reason names the change.
-    return StagePlan(stage.name, stage.inputs, stage.toolchain, stage.key, Lookup(None, "absent"),
-                     "")
+    return StagePlan(
+        stage.name, stage.inputs, stage.toolchain, stage.key, Lookup(None, "absent"), ""
+    )
 
 
 def relative(path: Path, project: Path) -> str:

@@ -77,8 +77,9 @@ def summary_table(rows: list[Row], title: str = "tftrt-build") -> Table:
 
 
 def plan_table(plan: Plan) -> Table:
-    table = Table(title=f"plan for target '{plan.request.target_option.name}'",
-                  title_justify="left")
+    table = Table(
+        title=f"plan for target '{plan.request.target_option.name}'", title_justify="left"
+    )
     for name in ("artifact", "stage", "key", "action", "why"):
         table.add_column(name)
     for art in plan.artifacts:
@@ -92,9 +93,13 @@ def plan_table(plan: Plan) -> Table:
                 action = "[cyan]build[/]"
             table.add_row(escape(art.id), stage.name, stage.key[:12], action, escape(stage.reason))
     bundle = plan.bundle
-    table.add_row(escape(plan.bundle_id), "bundle", bundle.key[:12],
-                  "[green]keep[/]" if bundle.reason == "unchanged" else "[cyan]write[/]",
-                  escape(bundle.reason))
+    table.add_row(
+        escape(plan.bundle_id),
+        "bundle",
+        bundle.key[:12],
+        "[green]keep[/]" if bundle.reason == "unchanged" else "[cyan]write[/]",
+        escape(bundle.reason),
+    )
     return table
 
 

@@ -8,18 +8,17 @@ Hydra's compose API so they are composed exactly as on the command line.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
-
-from collections.abc import Callable
 
 from tftrt_build.errors import ConfigError, did_you_mean
 from tftrt_build.schema import (
     Config,
     ExecutorConf,
-    ModelConf,
     Mode,
+    ModelConf,
     ProfileConf,
     SampleKind,
     SourceKind,
@@ -27,10 +26,28 @@ from tftrt_build.schema import (
     VerifyMode,
 )
 
-DTYPES = (
-    "bfloat16 bool complex64 complex128 float16 float32 float64 half double "
-    "int8 int16 int32 int64 qint8 quint8 string uint8 uint16 uint32 uint64"
-).split()
+DTYPES = [
+    "bfloat16",
+    "bool",
+    "complex64",
+    "complex128",
+    "float16",
+    "float32",
+    "float64",
+    "half",
+    "double",
+    "int8",
+    "int16",
+    "int32",
+    "int64",
+    "qint8",
+    "quint8",
+    "string",
+    "uint8",
+    "uint16",
+    "uint32",
+    "uint64",
+]
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _LABEL = re.compile(r"^[A-Za-z][A-Za-z0-9_-]*$")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
@@ -108,9 +125,7 @@ class BuildRequest:
         return list(seen.values())
 
 
-def resolve(
-    cfg: Config, choices: dict[str, str], options: Options, project: Path
-) -> BuildRequest:
+def resolve(cfg: Config, choices: dict[str, str], options: Options, project: Path) -> BuildRequest:
     """Check the config and expand the target into the artifacts it serves."""
     target_option = Option("target", choices["target"], options.file("target", choices["target"]))
     target = cfg.target
@@ -181,8 +196,9 @@ def _served_models(
                     file=target_file,
                 )
             profile_name = _known(options, "profile", v.profile, f"{vkey}.profile", target_file)
-            artifact = _artifact(model, options.profile(profile_name), model_name, profile_name,
-                                 options)
+            artifact = _artifact(
+                model, options.profile(profile_name), model_name, profile_name, options
+            )
             versions.append(ServedVersion(v.version, artifact))
         numbers = sorted(s.version for s in versions)
         for label, number in sorted(entry.labels.items()):

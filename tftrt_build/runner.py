@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
         module_name, func_name = OPERATIONS[task["op"]].split(":")
         func = getattr(importlib.import_module(module_name), func_name)
         payload = {"ok": True, "result": func(task)}
-    except Exception as exc:  # noqa: BLE001 - every failure must reach the parent as a result
+    except Exception as exc:
         traceback.print_exc(file=sys.stdout)
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
         payload = {

@@ -13,8 +13,14 @@ from tftrt_build.digest import StatCache
 from tftrt_build.executors import Executor, LocalExecutor
 from tftrt_build.lock import read_lock
 from tftrt_build.plan import make_plan, relative, stale
-from tftrt_build.report import Row, build_rows, details_table, plan_table, stale_table, \
-    summary_table
+from tftrt_build.report import (
+    Row,
+    build_rows,
+    details_table,
+    plan_table,
+    stale_table,
+    summary_table,
+)
 from tftrt_build.resolve import BuildRequest, Options, resolve
 from tftrt_build.schema import Config, ExecutorConf, Mode, VerifyMode
 
@@ -42,14 +48,26 @@ def execute(
         store.clean_tmp()
     ui = RichUI(request.verbose)
     with ui.stage("hashing inputs and checking the cache") as s:
-        plan = make_plan(request, store, executor, lock, fetch_unpinned=not readonly,
-                         progress=s.advance)
+        plan = make_plan(
+            request, store, executor, lock, fetch_unpinned=not readonly, progress=s.advance
+        )
     if request.mode is Mode.plan:
         store.stat_cache.save()
         out.print(plan_table(plan))
         out.print(details_table(plan))
-        rows = [Row(a.artifact.model.name, a.artifact.profile.name, None, a.key[:12],
-                    "planned", None, None, job=job) for a in plan.artifacts]
+        rows = [
+            Row(
+                a.artifact.model.name,
+                a.artifact.profile.name,
+                None,
+                a.key[:12],
+                "planned",
+                None,
+                None,
+                job=job,
+            )
+            for a in plan.artifacts
+        ]
         return rows, 0
     if request.mode is Mode.check:
         store.stat_cache.save()
@@ -57,14 +75,39 @@ def execute(
         lock_name = relative(request.lock_path, project)
         if items:
             out.print(stale_table(items))
-            out.print(f"{escape(lock_name)} is out of date: run tftrt-build (mode=build) and "
-                      "commit it")
-            return [Row(a.artifact.model.name, a.artifact.profile.name, None, a.key[:12],
-                        "stale", None, None, job=job) for a in plan.artifacts], 1
-        out.print(f"{escape(lock_name)} is up to date ({len(plan.artifacts)} artifacts, "
-                  f"bundle {escape(plan.bundle_id)})")
-        return [Row(a.artifact.model.name, a.artifact.profile.name, None, a.key[:12],
-                    "current", None, None, job=job) for a in plan.artifacts], 0
+            out.print(
+                f"{escape(lock_name)} is out of date: run tftrt-build (mode=build) and commit it"
+            )
+            return [
+                Row(
+                    a.artifact.model.name,
+                    a.artifact.profile.name,
+                    None,
+                    a.key[:12],
+                    "stale",
+                    None,
+                    None,
+                    job=job,
+                )
+                for a in plan.artifacts
+            ], 1
+        out.print(
+            f"{escape(lock_name)} is up to date ({len(plan.artifacts)} artifacts, "
+            f"bundle {escape(plan.bundle_id)})"
+        )
+        return [
+            Row(
+                a.artifact.model.name,
+                a.artifact.profile.name,
+                None,
+                a.key[:12],
+                "current",
+                None,
+                None,
+                job=job,
+            )
+            for a in plan.artifacts
+        ], 0
     try:
         result = run_build(plan, store, executor, ui)
     finally:
@@ -76,6 +119,7 @@ def execute(
     if not sweep:
         out.print(summary_table(rows))
     state = "written" if result.bundle_written else "unchanged"
-    out.print(f"bundle: {escape(bundle)} ({state})  lock: "
-              f"{escape(relative(request.lock_path, project))}")
+    out.print(
+        f"bundle: {escape(bundle)} ({state})  lock: {escape(relative(request.lock_path, project))}"
+    )
     return rows, 0

@@ -6,6 +6,7 @@ paths or times, so two machines agree on it. ``obtain()`` does the work into a s
 
 from __future__ import annotations
 
+import importlib.util
 import shutil
 import tarfile
 import tempfile
@@ -19,13 +20,14 @@ from tftrt_build.errors import ConfigError, SourceError, did_you_mean
 from tftrt_build.executors import RUNNER_FORMAT, Executor, LogSink, Task
 from tftrt_build.schema import ModelConf, SourceKind
 
+
 def builtin_models() -> Path:
     """tftrt-build's own models/ folder, shipped as the package tftrt_build.models."""
-    try:
-        import tftrt_build.models
-    except ImportError:  # a source checkout (editable install): the repository's models/
+    spec = importlib.util.find_spec("tftrt_build.models")
+    if spec is None or not spec.submodule_search_locations:
+        # A source checkout without the package mapping (compat editable install).
         return Path(__file__).resolve().parents[1] / "models"
-    return Path(tftrt_build.models.__file__).parent
+    return Path(next(iter(spec.submodule_search_locations)))
 
 
 def find_file(rel: str, project: Path, key: str, file: str | None) -> Path:
@@ -161,8 +163,9 @@ class Source:
             archive = Path(src.path).expanduser()
             archive = archive if archive.is_absolute() else self.project / archive
             if not archive.is_file():
-                raise ConfigError(f"'{src.path}' is not a file", key="model.source.path",
-                                  file=self.file)
+                raise ConfigError(
+                    f"'{src.path}' is not a file", key="model.source.path", file=self.file
+                )
             digest = sha256_file(archive, progress)
             self._check_pin(digest, str(archive))
             return archive
@@ -235,8 +238,9 @@ def _download(url: str, part: Path, progress: Progress | None, file: str | None)
             raise SourceError(f"cannot read {url}: {exc.strerror}") from exc
         return
     if parsed.scheme not in ("http", "https"):
-        raise ConfigError(f"'{url}' is not an http, https or file URL", key="model.source.url",
-                          file=file)
+        raise ConfigError(
+            f"'{url}' is not an http, https or file URL", key="model.source.url", file=file
+        )
     import requests
 
     try:
@@ -279,8 +283,9 @@ def check_signature(model: ModelConf, report: dict[str, Any], file: str | None) 
     graph = next((g for g in graphs if g["tags"] == wanted), None)
     if graph is None:
         have = "; ".join(",".join(g["tags"]) for g in graphs) or "none"
-        raise ConfigError(f"no MetaGraph has tags {wanted} (tag sets: {have})", key="model.tags",
-                          file=file)
+        raise ConfigError(
+            f"no MetaGraph has tags {wanted} (tag sets: {have})", key="model.tags", file=file
+        )
     signatures = graph["signatures"]
     if model.signature not in signatures:
         raise ConfigError(

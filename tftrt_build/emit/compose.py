@@ -45,8 +45,12 @@ def build_document(spec: BundleSpec) -> dict[str, Any]:
             f"{ports.host}:{ports.grpc}:{ports.grpc}",
         ],
         "volumes": [
-            {"type": "bind", "source": "./models", "target": target.model_base_path,
-             "read_only": True},
+            {
+                "type": "bind",
+                "source": "./models",
+                "target": target.model_base_path,
+                "read_only": True,
+            },
             {"type": "bind", "source": "./config", "target": CONFIG_DIR, "read_only": True},
         ],
         "restart": target.restart,

@@ -30,7 +30,9 @@ def build_message(spec: BundleSpec) -> model_server_config_pb2.ModelServerConfig
 
 class ModelsConfigEmitter:
     def render(self, spec: BundleSpec) -> dict[str, str]:
-        header = "# ModelServerConfig for TF Serving's --model_config_file; written by tftrt-build\n"
+        header = (
+            "# ModelServerConfig for TF Serving's --model_config_file; written by tftrt-build\n"
+        )
         return {PATH: header + text_format.MessageToString(build_message(spec))}
 
 

@@ -1,0 +1,90 @@
+"""Content digests and the stat cache."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import blake3
+import pytest
+
+from tftrt_build import digest
+from tftrt_build.digest import StatCache, canonical_json, digest_json, hash_file, hash_tree
+
+
+def old(path: Path) -> None:
+    """Backdate a file, so its stat-cache entry is not 'racily clean'."""
+    t = time.time() - 10
+    os.utime(path, (t, t))
+
+
+def test_file_digest_is_blake3_of_content(tmp_path: Path) -> None:
+    f = tmp_path / "a.bin"
+    data = os.urandom(3 << 20)
+    f.write_bytes(data)
+    assert hash_file(f) == blake3.blake3(data).hexdigest()
+
+
+def test_empty_file(tmp_path: Path) -> None:
+    f = tmp_path / "empty"
+    f.write_bytes(b"")
+    assert hash_file(f) == blake3.blake3(b"").hexdigest()
+
+
+def test_stat_cache_skips_reading_unchanged_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    f = tmp_path / "a.bin"
+    f.write_bytes(b"x" * 1000)
+    old(f)
+    cache = StatCache(tmp_path / "stat.json")
+    first = hash_file(f, cache)
+    cache.save()
+
+    def no_reading(*args: object) -> str:
+        raise AssertionError("the file was read again")
+
+    monkeypatch.setattr(digest, "_blake3_file", no_reading)
+    assert hash_file(f, StatCache(tmp_path / "stat.json")) == first
+
+
+def test_stat_cache_notices_a_change(tmp_path: Path) -> None:
+    f = tmp_path / "a.bin"
+    f.write_bytes(b"one")
+    old(f)
+    cache = StatCache(None)
+    first = hash_file(f, cache)
+    f.write_bytes(b"two")
+    assert hash_file(f, cache) != first
+
+
+def test_racily_clean_entry_is_not_trusted(tmp_path: Path) -> None:
+    f = tmp_path / "fresh.bin"
+    f.write_bytes(b"new")  # modified just now: same tick as the hashing
+    cache = StatCache(None)
+    hash_file(f, cache)
+    assert cache.lookup(f.absolute(), f.stat()) is None
+
+
+def test_tree_digest_depends_on_names_and_content_not_order_or_times(tmp_path: Path) -> None:
+    a, b = tmp_path / "a", tmp_path / "b"
+    for root, order in ((a, ["x", "y/z"]), (b, ["y/z", "x"])):
+        for name in order:
+            (root / name).parent.mkdir(parents=True, exist_ok=True)
+            (root / name).write_text(name)
+    old(a / "x")
+    assert hash_tree(a).digest == hash_tree(b).digest
+    (b / "x").rename(b / "w")
+    assert hash_tree(a).digest != hash_tree(b).digest
+
+
+def test_canonical_json_is_order_independent() -> None:
+    assert canonical_json({"b": 1, "a": [1, 2]}) == '{"a":[1,2],"b":1}'
+    assert digest_json({"a": 1, "b": 2}) == digest_json({"b": 2, "a": 1})
+
+
+def test_damaged_stat_cache_file_is_ignored(tmp_path: Path) -> None:
+    path = tmp_path / "stat.json"
+    path.write_text("{not json")
+    assert StatCache(path).lookup(path, path.stat()) is None

@@ -1,0 +1,57 @@
+"""Plans: keys, rebuild reasons and staleness, without building or TensorFlow."""
+
+from __future__ import annotations
+
+import sys
+
+from conftest import Project
+
+from tftrt_build.cache import Store
+from tftrt_build.digest import StatCache
+from tftrt_build.executors import LocalExecutor
+from tftrt_build.lock import Lock
+from tftrt_build.plan import changes, make_plan, stale
+
+
+def plan_for(compose_request, p: Project, *overrides: str, lock: Lock | None = None):  # type: ignore[no-untyped-def]
+    request = compose_request(p.root, *overrides)
+    store = Store(p.cache, StatCache(None), readonly=True)
+    return make_plan(request, store, LocalExecutor(), lock or Lock())
+
+
+def test_changes_names_paths_and_values() -> None:
+    before = {"args": {"classes": 10, "size": 64}, "seed": 0, "gone": 1}
+    after = {"args": {"classes": 12, "size": 64}, "seed": 0, "new": 2}
+    assert changes(before, after) == ["args.classes: 10 -> 12", "gone: removed", "new: added"]
+
+
+def test_plan_keys_are_stable_and_input_addressed(compose_request, project: Project) -> None:  # type: ignore[no-untyped-def]
+    a = plan_for(compose_request, project)
+    b = plan_for(compose_request, project)
+    assert [s.key for s in a.artifacts[0].stages] == [s.key for s in b.artifacts[0].stages]
+    c = plan_for(compose_request, project, "model.source.seed=1")
+    assert c.artifacts[0].stages[0].key != a.artifacts[0].stages[0].key
+    # The convert key follows the source key it consumes.
+    assert c.artifacts[0].stages[1].inputs["source"] == c.artifacts[0].stages[0].key
+    # Samples do not change what is built.
+    d = plan_for(compose_request, project, "model.samples.count=9")
+    assert d.artifacts[0].key == a.artifacts[0].key
+    assert "tensorflow" not in sys.modules
+
+
+def test_reasons_against_a_lock(compose_request, project: Project) -> None:  # type: ignore[no-untyped-def]
+    first = plan_for(compose_request, project)
+    assert first.artifacts[0].stages[0].reason == "new: not in tftrt.lock"
+    lock = Lock(
+        {first.artifacts[0].id: first.artifacts[0].to_lock()},
+        {first.bundle_id: first.bundle.to_lock()},
+    )
+    same = plan_for(compose_request, project, lock=lock)
+    assert same.artifacts[0].stages[0].reason == "not in the cache (the lock is up to date)"
+    assert stale(same) == []
+    changed = plan_for(compose_request, project, "model.source.args.classes=7", lock=lock)
+    assert changed.artifacts[0].stages[0].reason == "changed: args.classes: 10 -> 7"
+    assert changed.artifacts[0].stages[1].reason.startswith("changed: source: ")
+    items = dict(stale(changed))
+    assert "demo/native source" in items and "demo/native convert" in items
+    assert items["demo/native"].startswith("config changed: model.source.args.classes: 10 -> 7")
