@@ -28,8 +28,9 @@ EXE = str(Path(sys.executable).parent / "tftrt-build")
 
 def run(cwd: Path, *args: str, env: dict[str, str] | None = None) -> tuple[float, str]:
     started = time.perf_counter()
-    proc = subprocess.run([EXE, *args], cwd=cwd, env={**os.environ, **(env or {})},
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [EXE, *args], cwd=cwd, env={**os.environ, **(env or {})}, capture_output=True, text=True
+    )
     elapsed = time.perf_counter() - started
     if proc.returncode != 0:
         raise SystemExit(f"tftrt-build {' '.join(args)} failed:\n{proc.stderr}")
@@ -116,8 +117,11 @@ def main() -> None:
         run(default)  # lets the stat cache trust the new files
         cached = timed(default, args.runs)
         _, imports = run(default, env={"PYTHONPROFILEIMPORTTIME": "1"})
-        tf_imported = any(line.split("|")[-1].strip() == "tensorflow"
-                          for line in imports.splitlines() if "import time:" in line)
+        tf_imported = any(
+            line.split("|")[-1].strip() == "tensorflow"
+            for line in imports.splitlines()
+            if "import time:" in line
+        )
 
         matrix = root / "matrix"
         matrix_project(matrix)
@@ -126,18 +130,26 @@ def main() -> None:
 
         speed, recheck_ms, dropped, size = hashing(root)
 
-    print(f"Machine: {os.cpu_count()} cores, Python {platform.python_version()}, "
-          f"{platform.machine()}; median of {args.runs} runs.\n")
+    print(
+        f"Machine: {os.cpu_count()} cores, Python {platform.python_version()}, "
+        f"{platform.machine()}; median of {args.runs} runs.\n"
+    )
     print("| measurement | target | result |")
     print("| --- | --- | --- |")
-    print(f"| cached re-run of the default build (wall) | < 1 s | "
-          f"{statistics.median(cached):.2f} s (min {min(cached):.2f}); TensorFlow imported: "
-          f"{'yes' if tf_imported else 'no'} |")
-    print(f"| `mode=check`, 3 models x 4 profiles (wall) | < 1.5 s | "
-          f"{statistics.median(check):.2f} s (min {min(check):.2f}) |")
+    print(
+        f"| cached re-run of the default build (wall) | < 1 s | "
+        f"{statistics.median(cached):.2f} s (min {min(cached):.2f}); TensorFlow imported: "
+        f"{'yes' if tf_imported else 'no'} |"
+    )
+    print(
+        f"| `mode=check`, 3 models x 4 profiles (wall) | < 1.5 s | "
+        f"{statistics.median(check):.2f} s (min {min(check):.2f}) |"
+    )
     cold = "page cache dropped" if dropped else "page cache warm (could not drop it)"
-    print(f"| hashing a {size / 1e6:.0f} MB SavedModel, first read | >= 1 GB/s | "
-          f"{speed:.2f} GB/s ({cold}) |")
+    print(
+        f"| hashing a {size / 1e6:.0f} MB SavedModel, first read | >= 1 GB/s | "
+        f"{speed:.2f} GB/s ({cold}) |"
+    )
     print(f"| unchanged re-check of it (stat cache) | < 10 ms | {recheck_ms:.2f} ms |")
 
 

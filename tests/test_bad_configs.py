@@ -13,9 +13,9 @@ from conftest import Project
 BUILTIN = "tftrt_build/conf"
 CASES = [
     pytest.param(
-        ["profile=fsat"],
-        "command line: profile: no profile option 'fsat' (options: fast, native, native_fp16, "
-        "zero_batch) (did you mean 'fast'?)",
+        ["profile=fp61"],
+        "command line: profile: no profile option 'fp61' (options: fast, fp16, fp32, int8, "
+        "native, native_fp16, seed_fp16, zero_batch) (did you mean 'fp16'?)",
         id="misspelt-option",
     ),
     pytest.param(

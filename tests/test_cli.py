@@ -171,7 +171,9 @@ def test_two_clean_builds_write_the_same_lock(demo_build: Project, tmp_path: Pat
 def test_help_lists_groups_and_project_options(catalogue: Project) -> None:
     result = catalogue.run("--help")
     assert result.code == 0
-    assert "profile: fast, native, native_fp16, zero_batch" in result.out
+    assert (
+        "profile: fast, fp16, fp32, int8, native, native_fp16, seed_fp16, zero_batch" in result.out
+    )
     assert "target: " in result.out and "two_models" in result.out
 
 

@@ -11,7 +11,6 @@ from typing import Any, Protocol
 
 from tftrt_build.cache import Entry, Store, tree_record
 from tftrt_build.emit.bundle import BundleWrite, is_current, write_bundle
-from tftrt_build.executors import Executor
 from tftrt_build.lock import updating
 from tftrt_build.plan import ArtifactPlan, Plan, plain
 from tftrt_build.schema import LinkMode
@@ -84,7 +83,7 @@ class BuildResult:
         return self.plan.request.bundle_dir
 
 
-def build_artifact(art: ArtifactPlan, store: Store, executor: Executor, ui: UI) -> ArtifactResult:
+def build_artifact(art: ArtifactPlan, store: Store, ui: UI) -> ArtifactResult:
     source, convert = art.stages
     started = time.monotonic()
     if convert.entry is not None:
@@ -111,8 +110,10 @@ def build_artifact(art: ArtifactPlan, store: Store, executor: Executor, ui: UI) 
     profile, model = art.artifact.profile, art.artifact.model
     with ui.stage(f"{art.id} convert: {convert.reason}") as s, store.staging(convert.key) as tmp:
         report = art.converter.convert(
-            src_entry.data, tmp / "data", profile, model, executor, s.log
+            src_entry.data, tmp / "data", profile, model, art.context, s.log
         )
+        # A conversion that must not ship (no engine, wrong outputs) never reaches the cache.
+        art.converter.accept(report, profile)
         entry = store.commit(
             convert.key,
             tmp,
@@ -131,11 +132,11 @@ def build_artifact(art: ArtifactPlan, store: Store, executor: Executor, ui: UI) 
     return ArtifactResult(art, entry, built=True, seconds=time.monotonic() - started)
 
 
-def run_build(plan: Plan, store: Store, executor: Executor, ui: UI) -> BuildResult:
+def run_build(plan: Plan, store: Store, ui: UI) -> BuildResult:
     # Every converter that will run checks this machine first: nothing starts that cannot end.
     for art in plan.todo:
-        art.converter.preflight(executor)
-    results = [build_artifact(art, store, executor, ui) for art in plan.artifacts]
+        art.converter.preflight(art.context, art.artifact.profile)
+    results = [build_artifact(art, store, ui) for art in plan.artifacts]
     by_id = {r.plan.id: r.entry for r in results}
     spec = plan.bundle.spec
     write = BundleWrite(

@@ -22,7 +22,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from tftrt_build.capabilities import Capabilities
+from tftrt_build.digest import digest_json
 from tftrt_build.errors import CapabilityError, StageError
+from tftrt_build.fs import atomic_write_text
 
 LogSink = Callable[[str], None]
 # Lines of a failed task's log shown in its error.
@@ -30,6 +33,8 @@ TAIL_LINES = 12
 # Bump when the runner's handling of a task changes what it writes.
 RUNNER_FORMAT = 1
 TOOLCHAIN_PACKAGES = ("tensorflow", "keras")
+# Environment variables that change what the TensorRT probe finds.
+PROBE_ENV = ("LD_LIBRARY_PATH", "CUDA_VISIBLE_DEVICES", "NVIDIA_VISIBLE_DEVICES")
 
 
 @dataclass(frozen=True)
@@ -49,6 +54,10 @@ class Executor(Protocol):
 
     def toolchain(self) -> dict[str, str]:
         """Versions of what runs the stages; part of every TensorFlow stage's cache key."""
+        ...
+
+    def probe(self) -> Capabilities:
+        """What this executor can do for TF-TRT (cached; never aborts the caller)."""
         ...
 
     def run(self, task: Task, log: LogSink) -> dict[str, Any]:
@@ -104,10 +113,57 @@ def result_of(payload: dict[str, Any], task: Task, tail: list[str]) -> dict[str,
 class LocalExecutor:
     """Runs tasks in a child Python process on this machine."""
 
-    name = "local"
+    name = "this machine"
 
-    def __init__(self, python: str | None = None) -> None:
+    def __init__(self, python: str | None = None, cache_dir: Path | None = None) -> None:
         self.python = python or sys.executable
+        # Probe results are kept here, keyed by what could change them.
+        self.cache_dir = cache_dir
+
+    def _probe_key(self) -> str:
+        def read(path: str) -> str:
+            try:
+                return Path(path).read_text()
+            except OSError:
+                return ""
+
+        def stamp(path: str) -> list[int]:
+            try:
+                st = os.stat(path)
+            except OSError:
+                return []
+            return [st.st_size, st.st_mtime_ns]
+
+        return digest_json(
+            {
+                "python": os.path.realpath(self.python),
+                "packages": self.toolchain(),
+                "env": {k: os.environ.get(k, "") for k in PROBE_ENV},
+                # A new driver or a newly installed TensorRT changes the answer.
+                "driver": read("/proc/driver/nvidia/version"),
+                "ld_cache": stamp("/etc/ld.so.cache"),
+            }
+        )
+
+    @functools.cache  # noqa: B019 - one probe per executor and run
+    def probe(self) -> Capabilities:
+        path = self.cache_dir / "probes" / f"{self._probe_key()}.json" if self.cache_dir else None
+        if path is not None and path.is_file():
+            try:
+                return Capabilities.from_dict(json.loads(path.read_text()))
+            except (OSError, ValueError, KeyError, TypeError):
+                pass  # a damaged probe record is simply probed again
+        try:
+            found = Capabilities.from_dict(
+                self.run(Task("probe", {}, title="TensorRT probe"), lambda line: None)
+            )
+        except StageError as exc:
+            # The probe could not run (no TensorFlow, or it crashed): say so, keep nothing.
+            return Capabilities("absent", False, None, False, None, error=str(exc))
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(path, json.dumps(found.to_dict(), sort_keys=True))
+        return found
 
     @functools.cache  # noqa: B019 - one executor per run; the probe is worth keeping
     def toolchain(self) -> dict[str, str]:
@@ -163,10 +219,11 @@ def stream(cmd: list[str], env: dict[str, str], log: LogSink) -> list[str]:
         raise CapabilityError(f"cannot start {cmd[0]}: {exc}") from exc
     try:
         assert proc.stdout is not None
-        for line in proc.stdout:
-            line = line.rstrip()
-            tail.append(line)
-            log(line)
+        with proc.stdout:
+            for line in proc.stdout:
+                line = line.rstrip()
+                tail.append(line)
+                log(line)
         proc.wait()
     except BaseException:
         # Ctrl-C or any failure here: stop the whole child process group, then re-raise.

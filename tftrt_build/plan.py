@@ -16,14 +16,18 @@ from pathlib import Path
 from typing import Any
 
 from tftrt_build.cache import Entry, Lookup, Store
-from tftrt_build.converters import Converter, converter_for
-from tftrt_build.digest import Progress, digest_json
+from tftrt_build.capabilities import serving_image, serving_problem
+from tftrt_build.converters import ConvertContext, Converter, converter_for
+from tftrt_build.converters.tftrt import gpu_specific
+from tftrt_build.digest import Progress, digest_json, hash_file
 from tftrt_build.emit import BundleModel, BundleSpec, BundleVersion, render_all
 from tftrt_build.emit.bundle import file_digests
+from tftrt_build.errors import ConfigError
 from tftrt_build.executors import Executor
 from tftrt_build.lock import Lock
 from tftrt_build.resolve import ArtifactSpec, BuildRequest
-from tftrt_build.sources import Source, check_signature
+from tftrt_build.schema import ConverterKind
+from tftrt_build.sources import Source, check_signature, find_file
 
 # Bump when the recipe of any key changes: every key changes with it.
 KEY_SALT = "tftrt-build/key/1"
@@ -72,6 +76,7 @@ class ArtifactPlan:
     artifact: ArtifactSpec
     source: Source
     converter: Converter
+    context: ConvertContext
     stages: tuple[StagePlan, StagePlan]
     details: dict[str, Any]
 
@@ -186,7 +191,7 @@ def plan_artifact(
     store: Store,
     executor: Executor,
     lock: Lock,
-    fetch_unpinned: bool,
+    building: bool,
     progress: Progress | None = None,
 ) -> ArtifactPlan:
     model, profile = artifact.model, artifact.profile
@@ -197,7 +202,7 @@ def plan_artifact(
         store.stat_cache,
         executor,
         request.cache_dir / "downloads",
-        fetch_unpinned=fetch_unpinned,
+        fetch_unpinned=building,
     )
     locked = lock.artifacts.get(artifact.id) or {}
     src_inputs = source.inputs(progress)
@@ -210,22 +215,92 @@ def plan_artifact(
     src = StagePlan("source", src_inputs, src_toolchain, src_key, src_lookup, "")
     src.reason = why(src, locked.get("source"))
 
+    def hasher(path: str, key: str) -> str:
+        file = (
+            artifact.profile_option.file
+            if key.startswith("profile")
+            else artifact.model_option.file
+        )
+        return hash_file(find_file(path, request.project, key, file), store.stat_cache)
+
     converter = converter_for(profile)
+    context = ConvertContext(
+        executor,
+        request.project,
+        hasher,
+        engine_architecture(artifact, request, executor, locked.get("convert"), building),
+    )
     conv_inputs = {
         "converter": converter.kind.value,
         "format": converter.format,
         "source": src_key,
-        "params": converter.key_inputs(profile, model),
+        "params": converter.key_inputs(profile, model, context),
     }
-    conv_toolchain = converter.toolchain(executor)
+    conv_toolchain = converter.toolchain(context)
     conv_key = stage_key("convert", conv_inputs, conv_toolchain)
-    conv = StagePlan(
-        "convert", conv_inputs, conv_toolchain, conv_key, store.lookup(conv_key, progress), ""
-    )
+    conv_lookup = store.lookup(conv_key, progress)
+    if conv_lookup.entry is not None:
+        # A cached conversion is judged again: the profile's tolerances may have changed.
+        converter.accept(conv_lookup.entry.report, profile)
+    conv = StagePlan("convert", conv_inputs, conv_toolchain, conv_key, conv_lookup, "")
     conv.reason = why(conv, locked.get("convert"))
     return ArtifactPlan(
-        artifact, source, converter, (src, conv), converter.describe(profile, model)
+        artifact,
+        source,
+        converter,
+        context,
+        (src, conv),
+        converter.describe(profile, model, context),
     )
+
+
+def engine_architecture(
+    artifact: ArtifactSpec,
+    request: BuildRequest,
+    executor: Executor,
+    locked_convert: dict[str, Any] | None,
+    building: bool,
+) -> str | None:
+    """The compute capability pre-built engines are for, or None when there are none.
+
+    The profile's pin, else the serving target's declaration; else, when building, the GPU that
+    converts, and when only planning or checking, what the lock recorded for the artifact.
+    """
+    profile = artifact.profile
+    if profile.converter is not ConverterKind.tftrt or not gpu_specific(profile):
+        return None
+    pinned = profile.compute_capability
+    declared = request.target.gpus.compute_capability
+    if pinned and declared and pinned != declared:
+        raise ConfigError(
+            f"profile '{profile.name}' builds engines for compute capability {pinned}, but "
+            f"target '{request.target.name}' declares GPUs of {declared}; engines only load on "
+            "the architecture they were built for",
+            key="profile.compute_capability",
+            file=artifact.profile_option.file,
+        )
+    if pinned or declared:
+        return pinned or declared
+    if building:
+        gpus = executor.probe().gpus
+        return gpus[0].compute_capability if gpus else None
+    recorded = ((locked_convert or {}).get("toolchain") or {}).get("compute_capability")
+    return str(recorded) if recorded else None
+
+
+def check_serving(request: BuildRequest, artifacts: list[ArtifactPlan]) -> None:
+    """A TF-TRT artifact must go to an image that can load it: refuse it at plan time."""
+    image = serving_image(request.target.image, request.target.image_tensorrt)
+    for art in artifacts:
+        if art.artifact.profile.converter is not ConverterKind.tftrt:
+            continue
+        problem = serving_problem(image, art.stages[1].toolchain.get("tensorrt"))
+        if problem:
+            raise ConfigError(
+                f"cannot serve {art.id}: {problem}",
+                key="target.image",
+                file=request.target_option.file,
+            )
 
 
 def bundle_spec(request: BuildRequest, keys: dict[str, str]) -> BundleSpec:
@@ -257,13 +332,14 @@ def make_plan(
     store: Store,
     executor: Executor,
     lock: Lock,
-    fetch_unpinned: bool = False,
+    building: bool = False,
     progress: Progress | None = None,
 ) -> Plan:
     artifacts = [
-        plan_artifact(a, request, store, executor, lock, fetch_unpinned, progress)
+        plan_artifact(a, request, store, executor, lock, building, progress)
         for a in request.artifacts
     ]
+    check_serving(request, artifacts)
     spec = bundle_spec(request, {a.id: a.key for a in artifacts})
     files = render_all(spec)
     key = digest_json(

@@ -17,14 +17,14 @@ import traceback
 from pathlib import Path
 from typing import Any
 
+from tftrt_build.tfops import CapabilityMissing
+
 OPERATIONS = {
     "export": "tftrt_build.tfops.export:run",
     "inspect": "tftrt_build.tfops.inspect:run",
+    "probe": "tftrt_build.tfops.probe:run",
+    "tftrt": "tftrt_build.tfops.trt:run",
 }
-
-
-class CapabilityMissing(Exception):
-    """Raised by an operation when this machine lacks what it needs (GPU, TensorRT)."""
 
 
 def die_with_parent() -> None:

@@ -145,21 +145,31 @@ class TrtConf:
     allow_no_engines: bool = False
 
 
+class CalibrationSource(Enum):
+    off = "off"  # no calibration (precisions other than INT8)
+    samples = "samples"  # batches made by the model's sample generator (model.samples)
+    files = "files"  # one .npz file per batch, one array per input name
+    qat = "qat"  # INT8 without calibration: the model carries its quantization ranges
+
+
 @dataclass
 class CalibrationConf:
-    # INT8 calibration data: 'samples' (the model's sample generator) or 'files' (.npz files).
-    source: str = "samples"
+    # INT8 calibration data; INT8 needs one of samples, files or qat, other precisions off.
+    source: CalibrationSource = CalibrationSource.off
     files: list[str] = field(default_factory=list)
-    # Number of calibration batches and their batch size.
+    # Number of calibration batches and their batch size (source=samples).
     batches: int = 8
     batch_size: int = 8
 
 
 @dataclass
 class ToleranceConf:
-    # Allowed difference between converted and source outputs; null = default of the precision.
+    # An output passes when max|converted - source| <= atol + rtol * max|source|; null takes
+    # the precision's default (README, "Correctness").
     atol: Optional[float] = None
     rtol: Optional[float] = None
+    # Least share of samples whose arg-max class agrees (classifiers); null: not checked.
+    top1_agreement: Optional[float] = None
 
 
 @dataclass
@@ -176,8 +186,11 @@ class ProfileConf:
     # Batch sizes to pre-build engines for; empty means [max_batch_size].
     batch_sizes: list[int] = field(default_factory=list)
     trt: TrtConf = field(default_factory=TrtConf)
-    calibration: Optional[CalibrationConf] = None
+    calibration: CalibrationConf = field(default_factory=CalibrationConf)
     tolerance: ToleranceConf = field(default_factory=ToleranceConf)
+    # GPU architecture pre-built engines are for ("8.6"); null: the serving target's
+    # gpus.compute_capability, else the GPU that converts.
+    compute_capability: Optional[str] = None
     # TF1-era saved_model_cli flags, accepted with their TF2 meaning (see the README).
     precision_mode: Optional[str] = None
     is_dynamic_op: Optional[bool] = None
@@ -207,6 +220,9 @@ class GpusConf:
     count: Any = None
     # Specific device ids instead of a count ("0", "1", ...).
     device_ids: list[str] = field(default_factory=list)
+    # Compute capability of the serving GPUs ("7.5" T4, "8.0" A100, "8.6" A10, "8.9" L4);
+    # pre-built TF-TRT engines must be built for it.
+    compute_capability: Optional[str] = None
 
 
 @dataclass
@@ -223,6 +239,8 @@ class TargetConf:
     kind: TargetKind = TargetKind.compose
     # TF Serving image, pinned by tag (or digest).
     image: str = "tensorflow/serving:2.17.1-gpu"
+    # TensorRT version inside the image, for images whose tag does not tell (custom builds).
+    image_tensorrt: Optional[str] = None
     gpus: GpusConf = field(default_factory=GpusConf)
     ports: PortsConf = field(default_factory=PortsConf)
     # Models and versions served; empty serves the selected model and profile as version 1.

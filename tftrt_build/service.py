@@ -25,8 +25,8 @@ from tftrt_build.resolve import BuildRequest, Options, resolve
 from tftrt_build.schema import Config, ExecutorConf, Mode, VerifyMode
 
 
-def make_executor(conf: ExecutorConf) -> Executor:
-    return LocalExecutor(conf.python)
+def make_executor(conf: ExecutorConf, cache_dir: Path) -> Executor:
+    return LocalExecutor(conf.python, cache_dir)
 
 
 def open_store(request: BuildRequest, readonly: bool) -> Store:
@@ -42,15 +42,13 @@ def execute(
     sweep = bool(job)
     readonly = request.mode is not Mode.build
     store = open_store(request, readonly)
-    executor = make_executor(request.executor)
+    executor = make_executor(request.executor, request.cache_dir)
     lock = read_lock(request.lock_path)
     if request.mode is Mode.build:
         store.clean_tmp()
     ui = RichUI(request.verbose)
     with ui.stage("hashing inputs and checking the cache") as s:
-        plan = make_plan(
-            request, store, executor, lock, fetch_unpinned=not readonly, progress=s.advance
-        )
+        plan = make_plan(request, store, executor, lock, building=not readonly, progress=s.advance)
     if request.mode is Mode.plan:
         store.stat_cache.save()
         out.print(plan_table(plan))
@@ -109,7 +107,7 @@ def execute(
             for a in plan.artifacts
         ], 0
     try:
-        result = run_build(plan, store, executor, ui)
+        result = run_build(plan, store, ui)
     finally:
         store.stat_cache.save()
     rows = build_rows(result)

@@ -2,16 +2,32 @@
 
 Each converter is pure up to ``convert``: checking a profile, the parameters that go into the
 cache key and what ``mode=plan`` shows never touch TensorFlow. ``convert`` does the work, through
-an executor when it needs TensorFlow.
+an executor when it needs TensorFlow; ``accept`` judges its report (and re-judges a cached one
+when the profile's tolerances change).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 from tftrt_build.executors import Executor, LogSink
 from tftrt_build.schema import ConverterKind, ModelConf, ProfileConf
+
+Hasher = Callable[[str, str], str]  # (path as a config names it, key path) -> content digest
+
+
+@dataclass(frozen=True)
+class ConvertContext:
+    """What a conversion needs besides the profile and the model."""
+
+    executor: Executor
+    project: Path
+    hasher: Hasher
+    # GPU architecture pre-built engines are for; None when engines are not GPU-specific.
+    compute_capability: str | None = None
 
 
 class Converter(Protocol):
@@ -23,19 +39,23 @@ class Converter(Protocol):
         """Raise ConfigError for a profile this converter cannot honour."""
         ...
 
-    def key_inputs(self, profile: ProfileConf, model: ModelConf) -> dict[str, Any]:
+    def key_inputs(
+        self, profile: ProfileConf, model: ModelConf, context: ConvertContext
+    ) -> dict[str, Any]:
         """The normalised parameters that decide the converted artifact."""
         ...
 
-    def toolchain(self, executor: Executor) -> dict[str, str]:
-        """What the converter's output depends on beyond its inputs (versions, GPU)."""
+    def toolchain(self, context: ConvertContext) -> dict[str, Any]:
+        """What the output depends on beyond its inputs (TensorFlow, TensorRT, GPU)."""
         ...
 
-    def describe(self, profile: ProfileConf, model: ModelConf) -> dict[str, Any]:
+    def describe(
+        self, profile: ProfileConf, model: ModelConf, context: ConvertContext
+    ) -> dict[str, Any]:
         """What mode=plan shows about the conversion."""
         ...
 
-    def preflight(self, executor: Executor) -> None:
+    def preflight(self, context: ConvertContext, profile: ProfileConf) -> None:
         """Raise CapabilityError before any work when the executor cannot convert."""
         ...
 
@@ -45,15 +65,23 @@ class Converter(Protocol):
         output: Path,
         profile: ProfileConf,
         model: ModelConf,
-        executor: Executor,
+        context: ConvertContext,
         log: LogSink,
     ) -> dict[str, Any]:
         """Write the artifact into ``output`` and return its conversion report."""
         ...
 
+    def accept(self, report: dict[str, Any], profile: ProfileConf) -> None:
+        """Raise StageError when the report shows a conversion this profile must not ship."""
+        ...
+
 
 def converter_for(profile: ProfileConf) -> Converter:
     from tftrt_build.converters.native import NativeConverter
+    from tftrt_build.converters.tftrt import TftrtConverter
 
-    registry: dict[ConverterKind, Converter] = {ConverterKind.native: NativeConverter()}
+    registry: dict[ConverterKind, Converter] = {
+        ConverterKind.native: NativeConverter(),
+        ConverterKind.tftrt: TftrtConverter(),
+    }
     return registry[profile.converter]

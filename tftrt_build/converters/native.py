@@ -5,10 +5,17 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from tftrt_build.converters import ConvertContext
 from tftrt_build.errors import ConfigError
-from tftrt_build.executors import Executor, LogSink
+from tftrt_build.executors import LogSink
 from tftrt_build.fs import link_tree
-from tftrt_build.schema import ConverterKind, ModelConf, Precision, ProfileConf
+from tftrt_build.schema import (
+    CalibrationSource,
+    ConverterKind,
+    ModelConf,
+    Precision,
+    ProfileConf,
+)
 
 
 class NativeConverter:
@@ -24,23 +31,27 @@ class NativeConverter:
                 key="profile.precision",
                 file=file,
             )
-        if profile.calibration is not None:
+        if profile.calibration.source is not CalibrationSource.off:
             raise ConfigError(
                 "calibration is for converter: tftrt with precision INT8",
                 key="profile.calibration",
                 file=file,
             )
 
-    def key_inputs(self, profile: ProfileConf, model: ModelConf) -> dict[str, Any]:
+    def key_inputs(
+        self, profile: ProfileConf, model: ModelConf, context: ConvertContext
+    ) -> dict[str, Any]:
         return {}
 
-    def toolchain(self, executor: Executor) -> dict[str, str]:
+    def toolchain(self, context: ConvertContext) -> dict[str, Any]:
         return {}
 
-    def describe(self, profile: ProfileConf, model: ModelConf) -> dict[str, Any]:
+    def describe(
+        self, profile: ProfileConf, model: ModelConf, context: ConvertContext
+    ) -> dict[str, Any]:
         return {"converter": "native (SavedModel served as-is)"}
 
-    def preflight(self, executor: Executor) -> None:
+    def preflight(self, context: ConvertContext, profile: ProfileConf) -> None:
         return None
 
     def convert(
@@ -49,8 +60,11 @@ class NativeConverter:
         output: Path,
         profile: ProfileConf,
         model: ModelConf,
-        executor: Executor,
+        context: ConvertContext,
         log: LogSink,
     ) -> dict[str, Any]:
         link_tree(source, output)
         return {"converter": "native"}
+
+    def accept(self, report: dict[str, Any], profile: ProfileConf) -> None:
+        return None
