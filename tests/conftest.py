@@ -45,6 +45,7 @@ def golden(request: pytest.FixtureRequest):  # type: ignore[no-untyped-def]
     def check(name: str, text: str) -> None:
         path = GOLDEN / name
         if request.config.getoption("--regen-golden"):
+            path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(text)
             return
         assert path.is_file(), f"no golden file {path}; run pytest --regen-golden"

@@ -152,6 +152,38 @@ CASES = [
         id="bundle-dir-is-project",
     ),
     pytest.param(
+        ["target=batch_clash"],
+        "conf/target/batch_clash.yaml: target.batching.max_batch_size: 16 is above "
+        "max_batch_size 8 of artifact demo/fp16 (profile fp16); the server would send it "
+        "batches its engines were not built for",
+        id="batching-above-engines",
+    ),
+    pytest.param(
+        ["target=allowed_clash"],
+        "conf/target/allowed_clash.yaml: target.batching.allowed_batch_sizes: the last of "
+        "[1, 4] must equal max_batch_size 8",
+        id="allowed-batch-sizes-end",
+    ),
+    pytest.param(
+        ["target=too_new"],
+        "conf/target/too_new.yaml: target.image: cannot serve demo/fp16: "
+        "tensorflow/serving:2.19.0-gpu cannot load TF-TRT models: TF Serving 2.18 and newer "
+        "ship no TRTEngineOp kernels (tensorflow/serving#4018); use 2.17.1-gpu or older",
+        id="tftrt-on-serving-2.19",
+    ),
+    pytest.param(
+        ["target=k8s_ids"],
+        "conf/target/k8s_ids.yaml: target.gpus.device_ids: Kubernetes schedules GPUs by count; "
+        "use gpus.count",
+        id="k8s-device-ids",
+    ),
+    pytest.param(
+        ["target=per_gpu_no_ids"],
+        "conf/target/per_gpu_no_ids.yaml: target.services: per_gpu needs gpus.device_ids, one "
+        "service per id",
+        id="per-gpu-without-ids",
+    ),
+    pytest.param(
         ["target.gpus.count=some"],
         "command line: target.gpus.count: 'some' is neither a number of GPUs nor 'all'",
         id="gpu-count-word",

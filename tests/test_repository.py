@@ -9,16 +9,20 @@ from conftest import REPO, Project
 
 def test_committed_lock_is_up_to_date(tmp_path: Path) -> None:
     repo = Project(REPO, tmp_path / "cache")
-    result = repo.run("mode=check")
-    assert result.code == 0, result.out + result.err
-    assert "tftrt.lock is up to date" in result.out
+    for args in ([], ["target=example"]):
+        result = repo.run("mode=check", *args)
+        assert result.code == 0, result.out + result.err
+        assert "tftrt.lock is up to date" in result.out
 
 
-def test_example_target_plans(tmp_path: Path) -> None:
+def test_example_targets_plan(tmp_path: Path) -> None:
     repo = Project(REPO, tmp_path / "cache")
     result = repo.run("target=example", "mode=plan")
     assert result.code == 0, result.err
     assert "resnet50/native" in result.out and "demo/native" in result.out
+    gpu = repo.run("target=example_gpu", "mode=plan")
+    assert gpu.code == 0, gpu.err
+    assert "resnet50/fp16" in gpu.out and "resnet50/int8" in gpu.out
 
 
 def test_blog_model_must_be_pinned(tmp_path: Path) -> None:

@@ -25,7 +25,10 @@ outputs: [probabilities]
 
 @pytest.fixture
 def saved_model(demo_build: Project) -> Path:
-    return demo_build.root / "bundles" / "demo-native" / "models" / "demo" / "1"
+    """The demo's exported SavedModel as the cache holds it (the bundle adds warm-up records)."""
+    lock = yaml.safe_load(demo_build.lock.read_text())
+    key = lock["artifacts"]["demo/native"]["source"]["key"]
+    return demo_build.cache / "objects" / key[:2] / key / "data"
 
 
 def write_model(p: Project, name: str, source: dict[str, str], input_name: str = "image") -> None:

@@ -11,8 +11,11 @@ from typing import Any, Protocol
 
 from tftrt_build.cache import Entry, Store, tree_record
 from tftrt_build.emit.bundle import BundleWrite, is_current, write_bundle
+from tftrt_build.emit.readme import PATH as README
+from tftrt_build.emit.readme import render as render_readme
+from tftrt_build.executors import Executor, Task
 from tftrt_build.lock import updating
-from tftrt_build.plan import ArtifactPlan, Plan, plain
+from tftrt_build.plan import ArtifactPlan, Plan, WarmupPlan, plain
 from tftrt_build.schema import LinkMode
 
 
@@ -132,18 +135,48 @@ def build_artifact(art: ArtifactPlan, store: Store, ui: UI) -> ArtifactResult:
     return ArtifactResult(art, entry, built=True, seconds=time.monotonic() - started)
 
 
-def run_build(plan: Plan, store: Store, ui: UI) -> BuildResult:
+def build_warmup(w: WarmupPlan, store: Store, executor: Executor, ui: UI) -> Entry:
+    if w.stage.entry is not None:
+        return w.stage.entry
+    title = f"{w.model}/{w.version} warm-up records"
+    with ui.stage(f"{title}: {w.stage.reason}") as s, store.staging(w.stage.key) as tmp:
+        result = executor.run(Task("warmup", w.params, {}, tmp / "data", title), s.log)
+        return store.commit(
+            w.stage.key,
+            tmp,
+            {
+                "stage": "warmup",
+                "inputs": w.stage.inputs,
+                "toolchain": w.stage.toolchain,
+                "report": result,
+            },
+            s.advance,
+        )
+
+
+def run_build(plan: Plan, store: Store, executor: Executor, ui: UI) -> BuildResult:
     # Every converter that will run checks this machine first: nothing starts that cannot end.
     for art in plan.todo:
         art.converter.preflight(art.context, art.artifact.profile)
     results = [build_artifact(art, store, ui) for art in plan.artifacts]
+    warmups = {
+        (w.model, w.version): build_warmup(w, store, executor, ui) for w in plan.bundle.warmups
+    }
     by_id = {r.plan.id: r.entry for r in results}
     spec = plan.bundle.spec
+    layers: dict[tuple[str, int], list[tuple[Entry, str]]] = {}
+    for m in spec.models:
+        for v in m.versions:
+            layers[(m.name, v.version)] = [(by_id[v.artifact], "")]
+            if (m.name, v.version) in warmups:
+                layers[(m.name, v.version)].append((warmups[(m.name, v.version)], "assets.extra"))
+    reports = {r.plan.id: r.entry.report for r in results}
+    files = {**plan.bundle.files, README: render_readme(spec, plan.bundle.key, reports)}
     write = BundleWrite(
         spec=spec,
         key=plan.bundle.key,
-        files=plan.bundle.files,
-        entries={(m.name, v.version): by_id[v.artifact] for m in spec.models for v in m.versions},
+        files=files,
+        layers=layers,
         hardlink=plan.request.target.link is LinkMode.hardlink,
     )
     bundle_dir = plan.request.bundle_dir

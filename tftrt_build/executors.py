@@ -32,7 +32,7 @@ LogSink = Callable[[str], None]
 TAIL_LINES = 12
 # Bump when the runner's handling of a task changes what it writes.
 RUNNER_FORMAT = 1
-TOOLCHAIN_PACKAGES = ("tensorflow", "keras")
+TOOLCHAIN_PACKAGES = ("tensorflow", "keras", "tensorflow-serving-api")
 # Environment variables that change what the TensorRT probe finds.
 PROBE_ENV = ("LD_LIBRARY_PATH", "CUDA_VISIBLE_DEVICES", "NVIDIA_VISIBLE_DEVICES")
 

@@ -18,15 +18,16 @@ from typing import Any
 from tftrt_build.cache import Entry, Lookup, Store
 from tftrt_build.capabilities import serving_image, serving_problem
 from tftrt_build.converters import ConvertContext, Converter, converter_for
-from tftrt_build.converters.tftrt import gpu_specific
+from tftrt_build.converters.tftrt import engine_batch_sizes, gpu_specific, precision
 from tftrt_build.digest import Progress, digest_json, hash_file
 from tftrt_build.emit import BundleModel, BundleSpec, BundleVersion, render_all
+from tftrt_build.emit.batching import resolve_batching, warmup_sizes
 from tftrt_build.emit.bundle import file_digests
 from tftrt_build.errors import ConfigError
 from tftrt_build.executors import Executor
 from tftrt_build.lock import Lock
-from tftrt_build.resolve import ArtifactSpec, BuildRequest
-from tftrt_build.schema import ConverterKind
+from tftrt_build.resolve import ArtifactSpec, BuildRequest, ServedVersion
+from tftrt_build.schema import ConverterKind, ModelConf, SampleKind
 from tftrt_build.sources import Source, check_signature, find_file
 
 # Bump when the recipe of any key changes: every key changes with it.
@@ -108,8 +109,10 @@ class BundlePlan:
     key: str
     current: bool = False
     reason: str = ""
+    warmups: list[WarmupPlan] = field(default_factory=list)
 
     def to_lock(self) -> dict[str, Any]:
+        warm = {(w.model, w.version): w.stage.key for w in self.warmups}
         return {
             "target": self.spec.target_option,
             "key": self.key,
@@ -119,7 +122,16 @@ class BundlePlan:
                     "name": m.name,
                     "labels": dict(m.labels),
                     "versions": [
-                        {"version": v.version, "artifact": v.artifact, "key": v.key}
+                        {
+                            "version": v.version,
+                            "artifact": v.artifact,
+                            "key": v.key,
+                            **(
+                                {"warmup": warm[(m.name, v.version)]}
+                                if (m.name, v.version) in warm
+                                else {}
+                            ),
+                        }
                         for v in m.versions
                     ],
                 }
@@ -304,20 +316,123 @@ def check_serving(request: BuildRequest, artifacts: list[ArtifactPlan]) -> None:
 
 
 def bundle_spec(request: BuildRequest, keys: dict[str, str]) -> BundleSpec:
-    models = tuple(
-        BundleModel(
-            name=m.name,
-            versions=tuple(
-                BundleVersion(
-                    v.version, v.artifact.id, v.artifact.profile.name, keys[v.artifact.id]
-                )
-                for v in sorted(m.versions, key=lambda v: v.version)
-            ),
-            labels=tuple(sorted(m.labels.items())),
+    """What the bundle serves, with batching resolved against the artifacts' engines."""
+
+    def version(v: ServedVersion) -> BundleVersion:
+        profile = v.artifact.profile
+        tftrt = profile.converter is ConverterKind.tftrt
+        return BundleVersion(
+            version=v.version,
+            artifact=v.artifact.id,
+            profile=profile.name,
+            key=keys[v.artifact.id],
+            converter=profile.converter.value,
+            precision=precision(profile) if tftrt else "FP32 (as exported)",
+            max_batch_size=profile.max_batch_size,
+            engine_batch_sizes=tuple(engine_batch_sizes(profile)) if tftrt else (),
         )
+
+    served = {
+        m.name: [version(v) for v in sorted(m.versions, key=lambda v: v.version)]
         for m in request.served
+    }
+    target = request.target
+    batching = resolve_batching(
+        target, [v for vs in served.values() for v in vs], request.target_option.file
     )
-    return BundleSpec(request.target, request.target_option.name, request.bundle_dir.name, models)
+    models = []
+    for m in request.served:
+        model = m.versions[0].artifact.model
+        versions = tuple(
+            dataclasses.replace(v, warmup_batch_sizes=warmup_sizes(target, v, batching))
+            for v in served[m.name]
+        )
+        if any(v.warmup_batch_sizes for v in versions):
+            _check_warmup_samples(model, request, m.versions[0].artifact.model_option.file)
+        models.append(
+            BundleModel(m.name, model.signature, versions, tuple(sorted(m.labels.items())))
+        )
+    command = f"tftrt-build target={request.target_option.name}"
+    if not target.models:
+        (only,) = request.artifacts
+        command += f" model={only.model_option.name} profile={only.profile_option.name}"
+    return BundleSpec(
+        target,
+        request.target_option.name,
+        request.bundle_dir.name,
+        tuple(models),
+        batching,
+        command,
+    )
+
+
+def _check_warmup_samples(model: ModelConf, request: BuildRequest, file: str | None) -> None:
+    for i, spec in enumerate(model.inputs):
+        if spec.dtype == "string" and model.samples.kind is not SampleKind.file:
+            raise ConfigError(
+                f"input '{spec.name}' is a string, so warm-up requests need sample inputs from "
+                "a file (samples.kind=file), or target.warmup.enabled=false",
+                key=f"model.inputs[{i}].dtype",
+                file=file,
+            )
+
+
+@dataclass
+class WarmupPlan:
+    """Warm-up records of one served version: a cached stage of their own."""
+
+    model: str
+    version: int
+    stage: StagePlan
+    params: dict[str, Any]
+
+
+def plan_warmups(
+    spec: BundleSpec,
+    request: BuildRequest,
+    store: Store,
+    executor: Executor,
+    progress: Progress | None,
+) -> list[WarmupPlan]:
+    by_name = {m.name: m.versions[0].artifact for m in request.served}
+    plans = []
+    found = executor.toolchain() if spec.warmup else {}
+    toolchain: dict[str, Any] = {
+        k: found[k] for k in ("tensorflow", "tensorflow-serving-api") if k in found
+    }
+    for model in spec.models:
+        artifact = by_name[model.name]
+        m = artifact.model
+        for v in model.versions:
+            if not v.warmup_batch_sizes:
+                continue
+            samples = plain(m.samples)
+            key_samples = dict(samples)
+            if m.samples.path:
+                path = find_file(
+                    m.samples.path,
+                    request.project,
+                    "model.samples.path",
+                    artifact.model_option.file,
+                )
+                samples["path"] = str(path)
+                key_samples["path"] = hash_file(path, store.stat_cache)
+            inputs = [{"name": i.name, "dtype": i.dtype, "shape": list(i.shape)} for i in m.inputs]
+            params = {
+                "model": model.name,
+                "signature": model.signature,
+                "inputs": inputs,
+                "batch_sizes": list(v.warmup_batch_sizes),
+                "requests": request.target.warmup.requests,
+            }
+            key_inputs = {**params, "samples": key_samples, "format": 1}
+            key = stage_key("warmup", key_inputs, toolchain)
+            lookup = store.lookup(key, progress)
+            stage = StagePlan(
+                "warmup", key_inputs, toolchain, key, lookup, "cached" if lookup.entry else "new"
+            )
+            plans.append(WarmupPlan(model.name, v.version, stage, {**params, "samples": samples}))
+    return plans
 
 
 def bundle_id(request: BuildRequest) -> str:
@@ -342,11 +457,13 @@ def make_plan(
     check_serving(request, artifacts)
     spec = bundle_spec(request, {a.id: a.key for a in artifacts})
     files = render_all(spec)
+    warmups = plan_warmups(spec, request, store, executor, progress)
     key = digest_json(
         {
             "salt": KEY_SALT,
             "files": file_digests(files),
             "versions": [[m.name, v.version, v.key] for m in spec.models for v in m.versions],
+            "warmups": [[w.model, w.version, w.stage.key] for w in warmups],
         }
     )
     bid = bundle_id(request)
@@ -359,7 +476,8 @@ def make_plan(
         reason = "changed: " + "; ".join(changes(locked.get("files"), file_digests(files))[:3])
         if reason == "changed: ":
             reason = "changed: served versions"
-    return Plan(request, artifacts, BundlePlan(spec, files, key, reason=reason), lock, bid)
+    bundle = BundlePlan(spec, files, key, reason=reason, warmups=warmups)
+    return Plan(request, artifacts, bundle, lock, bid)
 
 
 def stale(plan: Plan) -> list[tuple[str, str]]:

@@ -21,8 +21,10 @@ from tftrt_build.schema import (
     ModelConf,
     ProfileConf,
     SampleKind,
+    ServiceLayout,
     SourceKind,
     TargetConf,
+    TargetKind,
     VerifyMode,
 )
 
@@ -337,3 +339,48 @@ def check_target(target: TargetConf, file: str | None) -> None:
         raise fail("gpus.count", f"'{count}' is neither a number of GPUs nor 'all'")
     if not target.model_base_path.startswith("/"):
         raise fail("model_base_path", "must be an absolute path inside the container")
+    _check_layout(target, fail)
+    b = target.batching
+    for key in ("batch_timeout_micros", "max_enqueued_batches", "num_batch_threads"):
+        if getattr(b, key) < (0 if key == "batch_timeout_micros" else 1):
+            raise fail(f"batching.{key}", f"{getattr(b, key)} is out of range")
+    w = target.warmup
+    if w.batch_sizes is not None and any(n < 1 for n in w.batch_sizes):
+        raise fail("warmup.batch_sizes", f"{list(w.batch_sizes)}: batch sizes are positive")
+    if not 1 <= w.requests <= 1000:
+        raise fail(
+            "warmup.requests",
+            "must be between 1 and 1000 (TF Serving reads at most 1000 warm-up records)",
+        )
+    if not target.monitoring.path.startswith("/"):
+        raise fail("monitoring.path", f"'{target.monitoring.path}' must start with /")
+    for key in ("interval_s", "timeout_s", "retries"):
+        if getattr(target.health, key) < 1:
+            raise fail(f"health.{key}", "must be at least 1")
+
+
+def _check_layout(target: TargetConf, fail: Fail) -> None:
+    if target.kind is TargetKind.k8s:
+        if target.gpus.device_ids:
+            raise fail("gpus.device_ids", "Kubernetes schedules GPUs by count; use gpus.count")
+        if target.gpus.count == "all":
+            raise fail("gpus.count", "Kubernetes needs a number of GPUs, not 'all'")
+        if target.services is ServiceLayout.per_gpu:
+            raise fail("services", "per_gpu is for compose targets; scale k8s.replicas instead")
+        if target.k8s.replicas < 1:
+            raise fail("k8s.replicas", "must be at least 1")
+        return
+    if target.services is ServiceLayout.per_gpu:
+        if not target.gpus.device_ids:
+            raise fail("services", "per_gpu needs gpus.device_ids, one service per id")
+        ports = [
+            port + i * target.port_step
+            for i in range(len(target.gpus.device_ids))
+            for port in (target.ports.rest, target.ports.grpc)
+        ]
+        if len(set(ports)) != len(ports) or max(ports) > 65535:
+            raise fail(
+                "port_step",
+                f"{target.port_step} gives the {len(target.gpus.device_ids)} "
+                f"services clashing or invalid ports {sorted(ports)}",
+            )

@@ -24,6 +24,7 @@ OPERATIONS = {
     "inspect": "tftrt_build.tfops.inspect:run",
     "probe": "tftrt_build.tfops.probe:run",
     "tftrt": "tftrt_build.tfops.trt:run",
+    "warmup": "tftrt_build.tfops.warmup:run",
 }
 
 

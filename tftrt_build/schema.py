@@ -233,6 +233,61 @@ class PortsConf:
     host: str = "127.0.0.1"
 
 
+class ServiceLayout(Enum):
+    one = "one"  # one TF Serving container for the target, with all its GPUs
+    per_gpu = "per_gpu"  # one container per device id, each on its own ports
+
+
+@dataclass
+class BatchingConf:
+    # Server-side batching (--enable_batching); global to the server.
+    enabled: bool = False
+    # null: the smallest max_batch_size of the profiles served.
+    max_batch_size: Optional[int] = None
+    batch_timeout_micros: int = 1000
+    max_enqueued_batches: int = 100
+    num_batch_threads: int = 4
+    # null: the batch sizes whose TF-TRT engines are pre-built, up to max_batch_size.
+    allowed_batch_sizes: Optional[list[int]] = None
+    pad_variable_length_inputs: bool = False
+
+
+@dataclass
+class MonitoringConf:
+    # Prometheus metrics on the REST port (--monitoring_config_file).
+    enabled: bool = True
+    path: str = "/monitoring/prometheus/metrics"
+
+
+@dataclass
+class WarmupConf:
+    # assets.extra/tf_serving_warmup_requests in every version (--enable_model_warmup).
+    enabled: bool = True
+    # null: the served batch sizes (allowed_batch_sizes, else the pre-built ones, else 1).
+    batch_sizes: Optional[list[int]] = None
+    # Requests per batch size (TF Serving replays at most 1000 records).
+    requests: int = 1
+
+
+@dataclass
+class HealthConf:
+    # Compose health check / Kubernetes readiness: every version of every model AVAILABLE.
+    interval_s: int = 10
+    timeout_s: int = 5
+    retries: int = 6
+    start_period_s: int = 120
+
+
+@dataclass
+class K8sConf:
+    namespace: str = "default"
+    replicas: int = 1
+    # PersistentVolumeClaim holding the bundle's models/ folder.
+    volume_claim: str = "tfserving-models"
+    # Also emit a KServe InferenceService.
+    kserve: bool = False
+
+
 @dataclass
 class TargetConf:
     name: str = MISSING
@@ -252,6 +307,16 @@ class TargetConf:
     # Where the model repository is mounted inside the serving container.
     model_base_path: str = "/models"
     restart: str = "unless-stopped"
+    services: ServiceLayout = ServiceLayout.one
+    # Port offset between the services of services=per_gpu.
+    port_step: int = 10
+    batching: BatchingConf = field(default_factory=BatchingConf)
+    monitoring: MonitoringConf = field(default_factory=MonitoringConf)
+    warmup: WarmupConf = field(default_factory=WarmupConf)
+    health: HealthConf = field(default_factory=HealthConf)
+    k8s: K8sConf = field(default_factory=K8sConf)
+    # Re-read models.config this often (seconds); 0 never does.
+    model_config_poll_seconds: int = 0
 
 
 @dataclass

@@ -107,7 +107,7 @@ def execute(
             for a in plan.artifacts
         ], 0
     try:
-        result = run_build(plan, store, ui)
+        result = run_build(plan, store, executor, ui)
     finally:
         store.stat_cache.save()
     rows = build_rows(result)

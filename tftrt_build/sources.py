@@ -119,7 +119,10 @@ class Source:
 
     def toolchain(self) -> dict[str, str]:
         # Only an export runs TensorFlow code that decides the bytes of the SavedModel.
-        return self.executor.toolchain() if self.kind is SourceKind.export else {}
+        if self.kind is not SourceKind.export:
+            return {}
+        found = self.executor.toolchain()
+        return {name: found[name] for name in ("tensorflow", "keras")}
 
     def _local_folder(self) -> Path:
         assert self.model.source.path is not None

@@ -10,9 +10,9 @@ import re
 from dataclasses import dataclass
 from typing import Protocol
 
-from tftrt_build.schema import TargetConf
+from tftrt_build.schema import TargetConf, TargetKind
 
-# Folders inside the serving container.
+# Folder of the config files inside the serving container.
 CONFIG_DIR = "/config"
 
 
@@ -22,13 +22,33 @@ class BundleVersion:
     artifact: str  # artifact id, "<model option>/<profile option>"
     profile: str  # profile name
     key: str  # key of the artifact's convert stage
+    converter: str  # native | tftrt
+    precision: str
+    max_batch_size: int
+    # Batch sizes whose TF-TRT engines are pre-built (empty: none, or built at run time).
+    engine_batch_sizes: tuple[int, ...] = ()
+    # Batch sizes of the warm-up requests written into the version; empty: no warm-up.
+    warmup_batch_sizes: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
 class BundleModel:
     name: str  # served model name
+    signature: str
     versions: tuple[BundleVersion, ...]
     labels: tuple[tuple[str, int], ...]
+
+
+@dataclass(frozen=True)
+class Batching:
+    """Server-side batching parameters, resolved from the target and the profiles."""
+
+    max_batch_size: int
+    batch_timeout_micros: int
+    max_enqueued_batches: int
+    num_batch_threads: int
+    allowed_batch_sizes: tuple[int, ...]
+    pad_variable_length_inputs: bool
 
 
 @dataclass(frozen=True)
@@ -38,10 +58,18 @@ class BundleSpec:
     # Folder name of the bundle; also names the compose project.
     name: str
     models: tuple[BundleModel, ...]
+    batching: Batching | None = None
+    # The command that rebuilds this bundle.
+    command: str = "tftrt-build"
 
     @property
     def project_name(self) -> str:
-        return "tftrt-" + re.sub(r"[^a-z0-9_-]+", "-", self.name.lower()).strip("-")
+        # DNS-1123 (Kubernetes names) is the strictest rule of the places this name goes.
+        return "tftrt-" + re.sub(r"[^a-z0-9-]+", "-", self.name.lower()).strip("-")
+
+    @property
+    def warmup(self) -> bool:
+        return any(v.warmup_batch_sizes for m in self.models for v in m.versions)
 
 
 class Emitter(Protocol):
@@ -50,9 +78,14 @@ class Emitter(Protocol):
 
 def emitters_for(spec: BundleSpec) -> list[Emitter]:
     from tftrt_build.emit.compose import ComposeEmitter
+    from tftrt_build.emit.k8s import KubernetesEmitter
     from tftrt_build.emit.models_config import ModelsConfigEmitter
+    from tftrt_build.emit.server_config import BatchingEmitter, MonitoringEmitter
 
-    return [ModelsConfigEmitter(), ComposeEmitter()]
+    deployment: Emitter = (
+        KubernetesEmitter() if spec.target.kind is TargetKind.k8s else ComposeEmitter()
+    )
+    return [ModelsConfigEmitter(), BatchingEmitter(), MonitoringEmitter(), deployment]
 
 
 def render_all(spec: BundleSpec) -> dict[str, str]:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from tftrt_build.cache import Entry
-from tftrt_build.digest import StatCache, digest_bytes, hash_tree
+from tftrt_build.digest import FileDigest, StatCache, combine, digest_bytes, hash_tree
 from tftrt_build.emit import BundleSpec
 from tftrt_build.errors import ConfigError
 from tftrt_build.fs import link_tree, replace_dir, restore_dir
@@ -28,8 +28,20 @@ class BundleWrite:
     spec: BundleSpec
     key: str
     files: dict[str, str]  # relative path -> content
-    entries: dict[tuple[str, int], Entry]  # (model name, version) -> artifact entry
+    # (model name, version) -> the cache entries that fill the version folder, with the
+    # sub-folder each goes to: the artifact at "", its warm-up records at "assets.extra".
+    layers: dict[tuple[str, int], list[tuple[Entry, str]]]
     hardlink: bool
+
+
+def version_digest(layers: list[tuple[Entry, str]]) -> str:
+    """Digest of a version folder assembled from layers, as hash_tree would find it."""
+    files = [
+        FileDigest(f"{sub}/{f.path}" if sub else f.path, f.size, f.digest)
+        for entry, sub in layers
+        for f in entry.tree.files
+    ]
+    return combine(files)
 
 
 def file_digests(files: dict[str, str]) -> dict[str, str]:
@@ -81,9 +93,9 @@ def is_current(bundle_dir: Path, key: str, write: BundleWrite, stat_cache: StatC
                 return False
         except OSError:
             return False
-    for (name, version), entry in write.entries.items():
+    for (name, version), layers in write.layers.items():
         folder = bundle_dir / "models" / name / str(version)
-        if not folder.is_dir() or hash_tree(folder, stat_cache).digest != entry.tree.digest:
+        if not folder.is_dir() or hash_tree(folder, stat_cache).digest != version_digest(layers):
             return False
     return True
 
@@ -99,9 +111,18 @@ def write_bundle(bundle_dir: Path, write: BundleWrite) -> None:
     staged = bundle_dir.with_name(f".{bundle_dir.name}.tmp-{uuid.uuid4().hex[:8]}")
     try:
         digests: dict[str, str] = {}
-        for (name, version), entry in sorted(write.entries.items()):
-            link_tree(entry.data, staged / "models" / name / str(version), write.hardlink)
-            digests[f"{name}/{version}"] = entry.tree.digest
+        for (name, version), layers in sorted(write.layers.items()):
+            folder = staged / "models" / name / str(version)
+            for entry, sub in layers:
+                target = folder / sub if sub else folder
+                if sub and target.exists():
+                    raise ConfigError(
+                        f"model '{name}' already carries {sub}/; set target.warmup.enabled=false "
+                        "to keep its own warm-up records",
+                        key="target.warmup.enabled",
+                    )
+                link_tree(entry.data, target, write.hardlink)
+            digests[f"{name}/{version}"] = version_digest(layers)
         for path, text in write.files.items():
             target = staged / path
             target.parent.mkdir(parents=True, exist_ok=True)

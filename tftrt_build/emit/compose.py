@@ -1,4 +1,4 @@
-"""docker-compose.yml: one TF Serving service on a GPU host, model repository mounted read-only."""
+"""docker-compose.yml: TF Serving on a GPU host, model repository and configs mounted read-only."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ from typing import Any
 import yaml
 
 from tftrt_build.emit import CONFIG_DIR, BundleSpec
-from tftrt_build.emit.models_config import PATH as MODELS_CONFIG
+from tftrt_build.emit.health import health_script, server_args
+from tftrt_build.schema import ServiceLayout
 
 PATH = "docker-compose.yml"
 SERVICE = "tfserving"
@@ -24,45 +25,61 @@ def gpu_devices(count: Any, device_ids: list[str]) -> list[dict[str, Any]]:
     return [{"driver": "nvidia", "count": n, "capabilities": ["gpu"]}]
 
 
-def server_args(spec: BundleSpec) -> list[str]:
-    ports = spec.target.ports
-    return [
-        f"--port={ports.grpc}",
-        f"--rest_api_port={ports.rest}",
-        f"--model_config_file={CONFIG_DIR}/{MODELS_CONFIG.split('/', 1)[1]}",
-    ]
+def services(spec: BundleSpec) -> list[tuple[str, int, list[dict[str, Any]]]]:
+    """(service name, host port offset, GPU reservation) for each container of the target."""
+    t = spec.target
+    if t.services is ServiceLayout.per_gpu:
+        return [
+            (f"{SERVICE}-gpu{device}", i * t.port_step, gpu_devices(None, [device]))
+            for i, device in enumerate(t.gpus.device_ids)
+        ]
+    return [(SERVICE, 0, gpu_devices(t.gpus.count, list(t.gpus.device_ids)))]
+
+
+def _service(spec: BundleSpec, offset: int, devices: list[dict[str, Any]]) -> dict[str, Any]:
+    t = spec.target
+    ports, health = t.ports, t.health
+    # Compose interpolates $VAR in the file: the script's own dollars are doubled.
+    script = health_script(spec, ports.rest).replace("$", "$$")
+    service: dict[str, Any] = {
+        "image": t.image,
+        "entrypoint": [SERVER_BINARY],
+        "command": server_args(spec, CONFIG_DIR),
+        "ports": [
+            f"{ports.host}:{ports.rest + offset}:{ports.rest}",
+            f"{ports.host}:{ports.grpc + offset}:{ports.grpc}",
+        ],
+        "volumes": [
+            {"type": "bind", "source": "./models", "target": t.model_base_path, "read_only": True},
+            {"type": "bind", "source": "./config", "target": CONFIG_DIR, "read_only": True},
+        ],
+        "healthcheck": {
+            "test": ["CMD", "bash", "-c", script],
+            "interval": f"{health.interval_s}s",
+            "timeout": f"{health.timeout_s}s",
+            "retries": health.retries,
+            "start_period": f"{health.start_period_s}s",
+        },
+        "restart": t.restart,
+    }
+    if devices:
+        service["deploy"] = {"resources": {"reservations": {"devices": devices}}}
+    return service
 
 
 def build_document(spec: BundleSpec) -> dict[str, Any]:
-    target = spec.target
-    ports = target.ports
-    service: dict[str, Any] = {
-        "image": target.image,
-        "entrypoint": [SERVER_BINARY],
-        "command": server_args(spec),
-        "ports": [
-            f"{ports.host}:{ports.rest}:{ports.rest}",
-            f"{ports.host}:{ports.grpc}:{ports.grpc}",
-        ],
-        "volumes": [
-            {
-                "type": "bind",
-                "source": "./models",
-                "target": target.model_base_path,
-                "read_only": True,
-            },
-            {"type": "bind", "source": "./config", "target": CONFIG_DIR, "read_only": True},
-        ],
-        "restart": target.restart,
+    return {
+        "name": spec.project_name,
+        "services": {
+            name: _service(spec, offset, devices) for name, offset, devices in services(spec)
+        },
     }
-    devices = gpu_devices(target.gpus.count, list(target.gpus.device_ids))
-    if devices:
-        service["deploy"] = {"resources": {"reservations": {"devices": devices}}}
-    return {"name": spec.project_name, "services": {SERVICE: service}}
 
 
 class ComposeEmitter:
     def render(self, spec: BundleSpec) -> dict[str, str]:
         header = f"# TF Serving for target '{spec.target_option}'; written by tftrt-build\n"
-        body = yaml.safe_dump(build_document(spec), sort_keys=False, default_flow_style=False)
+        body = yaml.safe_dump(
+            build_document(spec), sort_keys=False, default_flow_style=False, width=1000
+        )
         return {PATH: header + body}
