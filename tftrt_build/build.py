@@ -140,7 +140,7 @@ def build_warmup(w: WarmupPlan, store: Store, executor: Executor, ui: UI) -> Ent
         return w.stage.entry
     title = f"{w.model}/{w.version} warm-up records"
     with ui.stage(f"{title}: {w.stage.reason}") as s, store.staging(w.stage.key) as tmp:
-        result = executor.run(Task("warmup", w.params, {}, tmp / "data", title), s.log)
+        result = executor.run(Task("warmup", w.params, w.files, tmp / "data", title), s.log)
         return store.commit(
             w.stage.key,
             tmp,

@@ -29,6 +29,7 @@ from tftrt_build.digest import (
     list_files,
 )
 from tftrt_build.errors import CacheError
+from tftrt_build.fs import process_alive
 
 ENTRY_FORMAT = 1
 _READ_ONLY = stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH
@@ -173,23 +174,13 @@ class Store:
         for child in tmp.iterdir():
             parts = child.name.split(".")
             pid = int(parts[1]) if len(parts) == 3 and parts[1].isdigit() else None
-            if pid is not None and _alive(pid):
+            if pid is not None and process_alive(pid):
                 continue
             _remove_tree(child)
 
 
 def tree_record(tree: TreeDigest) -> dict[str, Any]:
     return {"digest": tree.digest, "files": len(tree.files), "bytes": tree.size}
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _remove_tree(path: Path) -> None:

@@ -99,6 +99,12 @@ def run_job(
         if verbose:
             traceback.print_exc()
         print_error(exc)
+        tail = getattr(exc, "tail", None)
+        if tail and not verbose:
+            # A stage that failed: its last log lines say why (verbose=true shows them all).
+            err = console(stderr=True)
+            for line in tail:
+                err.print(f"  [dim]{escape(line)}[/dim]", highlight=False)
         failed = Row(
             choices.get("model", "?"),
             choices.get("profile", "?"),

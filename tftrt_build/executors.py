@@ -52,6 +52,10 @@ class Task:
 class Executor(Protocol):
     name: str
 
+    def identity(self) -> dict[str, str]:
+        """What names this executor in cache keys beyond package versions (an image id)."""
+        ...
+
     def toolchain(self) -> dict[str, str]:
         """Versions of what runs the stages; part of every TensorFlow stage's cache key."""
         ...
@@ -119,6 +123,9 @@ class LocalExecutor:
         self.python = python or sys.executable
         # Probe results are kept here, keyed by what could change them.
         self.cache_dir = cache_dir
+
+    def identity(self) -> dict[str, str]:
+        return {}
 
     def _probe_key(self) -> str:
         def read(path: str) -> str:

@@ -65,3 +65,14 @@ def restore_dir(final: Path) -> None:
     olds = sorted(final.parent.glob(f".{final.name}.old-*"), key=lambda p: p.stat().st_mtime)
     if olds:
         olds[-1].rename(final)
+
+
+def process_alive(pid: int) -> bool:
+    """Whether a process of this host is still there (a zombie counts as gone soon enough)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -385,6 +385,7 @@ class WarmupPlan:
     version: int
     stage: StagePlan
     params: dict[str, Any]
+    files: dict[str, Path] = field(default_factory=dict)
 
 
 def plan_warmups(
@@ -398,7 +399,8 @@ def plan_warmups(
     plans = []
     found = executor.toolchain() if spec.warmup else {}
     toolchain: dict[str, Any] = {
-        k: found[k] for k in ("tensorflow", "tensorflow-serving-api") if k in found
+        **(executor.identity() if spec.warmup else {}),
+        **{k: found[k] for k in ("tensorflow", "tensorflow-serving-api") if k in found},
     }
     for model in spec.models:
         artifact = by_name[model.name]
@@ -408,6 +410,7 @@ def plan_warmups(
                 continue
             samples = plain(m.samples)
             key_samples = dict(samples)
+            files: dict[str, Path] = {}
             if m.samples.path:
                 path = find_file(
                     m.samples.path,
@@ -415,7 +418,7 @@ def plan_warmups(
                     "model.samples.path",
                     artifact.model_option.file,
                 )
-                samples["path"] = str(path)
+                files["samples"] = path
                 key_samples["path"] = hash_file(path, store.stat_cache)
             inputs = [{"name": i.name, "dtype": i.dtype, "shape": list(i.shape)} for i in m.inputs]
             params = {
@@ -431,7 +434,9 @@ def plan_warmups(
             stage = StagePlan(
                 "warmup", key_inputs, toolchain, key, lookup, "cached" if lookup.entry else "new"
             )
-            plans.append(WarmupPlan(model.name, v.version, stage, {**params, "samples": samples}))
+            plans.append(
+                WarmupPlan(model.name, v.version, stage, {**params, "samples": samples}, files)
+            )
     return plans
 
 

@@ -25,6 +25,14 @@ def _shape(spec: dict[str, Any], rows: int) -> list[int]:
     return [rows, *dims]
 
 
+def from_task(task: dict[str, Any]) -> dict[str, Any]:
+    """A task's samples config, with the samples file where the executor put it."""
+    samples = dict(task["params"]["samples"])
+    if "samples" in task.get("inputs", {}):
+        samples["path"] = task["inputs"]["samples"]
+    return samples
+
+
 def make(
     inputs: list[dict[str, Any]],
     samples: dict[str, Any],

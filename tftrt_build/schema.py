@@ -319,11 +319,26 @@ class TargetConf:
     model_config_poll_seconds: int = 0
 
 
+class TransferMode(Enum):
+    auto = "auto"  # mount for a local engine (unix socket), copy for a remote one
+    mount = "mount"  # bind mounts: the source read-only, the output folder read-write
+    copy = "copy"  # upload inputs into the container and download the output (remote engines)
+
+
 @dataclass
 class ExecutorConf:
     kind: ExecutorKind = ExecutorKind.local
-    # Python interpreter that runs TensorFlow stages (local); null means this interpreter.
+    # local: Python interpreter that runs TensorFlow stages; null means this interpreter.
     python: Optional[str] = None
+    # docker: the engine (unix://, tcp://, ssh://user@gpu-host); null: DOCKER_HOST or default.
+    host: Optional[str] = None
+    # docker: image with TensorFlow 2.17 + TensorRT 8.6.1 + tftrt-build (docker/gpu.Dockerfile).
+    image: str = "tftrt-build/gpu:2.17.1-trt8.6.1"
+    # docker: GPUs given to the stage container (count, "all", or device ids; 0 for none).
+    gpus: GpusConf = field(default_factory=lambda: GpusConf(count=1))
+    transfer: TransferMode = TransferMode.auto
+    # docker: longest a stage may run, in seconds.
+    timeout_s: int = 3600
 
 
 @dataclass

@@ -22,10 +22,14 @@ from tftrt_build.report import (
     summary_table,
 )
 from tftrt_build.resolve import BuildRequest, Options, resolve
-from tftrt_build.schema import Config, ExecutorConf, Mode, VerifyMode
+from tftrt_build.schema import Config, ExecutorConf, ExecutorKind, Mode, VerifyMode
 
 
 def make_executor(conf: ExecutorConf, cache_dir: Path) -> Executor:
+    if conf.kind is ExecutorKind.docker:
+        from tftrt_build.docker_executor import DockerExecutor
+
+        return DockerExecutor(conf, cache_dir)
     return LocalExecutor(conf.python, cache_dir)
 
 

@@ -122,7 +122,7 @@ class Source:
         if self.kind is not SourceKind.export:
             return {}
         found = self.executor.toolchain()
-        return {name: found[name] for name in ("tensorflow", "keras")}
+        return {**self.executor.identity(), **{n: found[n] for n in ("tensorflow", "keras")}}
 
     def _local_folder(self) -> Path:
         assert self.model.source.path is not None

@@ -296,6 +296,7 @@ class TftrtConverter:
     def toolchain(self, context: ConvertContext) -> dict[str, Any]:
         caps = context.executor.probe()
         toolchain: dict[str, Any] = {
+            **context.executor.identity(),
             "tensorflow": caps.tensorflow,
             "tensorrt": caps.tensorrt_linked,
         }
@@ -336,10 +337,16 @@ class TftrtConverter:
         caps = context.executor.probe()
         missing = caps.missing(context.compute_capability)
         if missing:
+            trt = caps.tensorrt_linked or "8.6.1"
+            remedy = (
+                f"Convert on a GPU host with TensorRT {trt}: executor=docker (README, 'GPU hosts')"
+                if context.executor.identity() == {}
+                else f"Use an image with TensorRT {trt} on an engine with NVIDIA GPUs "
+                "(executor.image, executor.host; README, 'GPU hosts')"
+            )
             raise CapabilityError(
                 f"profile '{profile.name}' needs TF-TRT, which {context.executor.name} cannot "
-                f"run: {'; '.join(missing)}. Convert on a GPU host with TensorRT "
-                f"{caps.tensorrt_linked or '8.6.1'}: executor=docker (README, 'GPU hosts')"
+                f"run: {'; '.join(missing)}. {remedy}"
             )
 
     def convert(
@@ -352,17 +359,21 @@ class TftrtConverter:
         log: LogSink,
     ) -> dict[str, Any]:
         cal = profile.calibration
+        # Files the stage reads travel as task inputs, so a container gets them too.
+        files: dict[str, Path] = {"model": source}
         calibration: dict[str, Any] | None = None
         if converter_arguments(profile, model)["use_calibration"]:
             calibration = {
                 "source": cal.source.value,
                 "batches": cal.batches,
                 "batch_size": cal.batch_size,
-                "files": [str(_under(context.project, f)) for f in cal.files],
+                "files": len(cal.files),
             }
+            for i, f in enumerate(cal.files):
+                files[f"calibration_{i}"] = _under(context.project, f)
         samples = {k: v.value if hasattr(v, "value") else v for k, v in vars(model.samples).items()}
         if model.samples.path:
-            samples["path"] = str(_under(context.project, model.samples.path))
+            files["samples"] = _under(context.project, model.samples.path)
         params = {
             "arguments": converter_arguments(profile, model),
             "build_shapes": build_shapes(profile, model),
@@ -375,9 +386,7 @@ class TftrtConverter:
             "max_batch_size": profile.max_batch_size,
             "compute_capability": context.compute_capability,
         }
-        task = Task(
-            "tftrt", params, {"model": source}, output, f"TF-TRT {precision(profile)} conversion"
-        )
+        task = Task("tftrt", params, files, output, f"TF-TRT {precision(profile)} conversion")
         report = context.executor.run(task, log)
         report["precision"] = precision(profile)
         report["prebuilt_batch_sizes"] = engine_batch_sizes(profile)

@@ -18,32 +18,35 @@ from tftrt_build.tfops.inspect import describe
 from tftrt_build.tfops.probe import describe as probe
 
 
-def _batches(params: dict[str, Any], shapes: list[dict[str, list[int]]]) -> list[dict[str, Any]]:
+def _batches(task: dict[str, Any], shapes: list[dict[str, list[int]]]) -> list[dict[str, Any]]:
     """Inputs of the given shapes, filled from the model's sample generator."""
-    from tftrt_build.samples import make
+    from tftrt_build.samples import from_task, make
 
+    samples = from_task(task)
     batches = []
     for i, shape in enumerate(shapes):
         rows = next(iter(shape.values()))[0]
-        batches.append(make(params["inputs"], params["samples"], rows=rows, seed_offset=i))
+        batches.append(make(task["params"]["inputs"], samples, rows=rows, seed_offset=i))
     return batches
 
 
-def _calibration(params: dict[str, Any]) -> list[dict[str, Any]]:
+def _calibration(task: dict[str, Any]) -> list[dict[str, Any]]:
     import numpy as np
 
-    from tftrt_build.samples import make
+    from tftrt_build.samples import from_task, make
 
+    params = task["params"]
     cal = params["calibration"]
     if cal["source"] == "files":
         names = [spec["name"] for spec in params["inputs"]]
         batches = []
-        for path in cal["files"]:
-            with np.load(path) as data:
+        for i in range(cal["files"]):
+            with np.load(task["inputs"][f"calibration_{i}"]) as data:
                 batches.append({name: np.asarray(data[name]) for name in names})
         return batches
+    samples = from_task(task)
     return [
-        make(params["inputs"], params["samples"], rows=cal["batch_size"], seed_offset=1000 + i)
+        make(params["inputs"], samples, rows=cal["batch_size"], seed_offset=1000 + i)
         for i in range(cal["batches"])
     ]
 
@@ -63,15 +66,17 @@ def _summary(converter: Any) -> dict[str, Any]:
     }
 
 
-def _compare(source: Path, converted: Path, params: dict[str, Any]) -> dict[str, Any]:
+def _compare(source: Path, converted: Path, task: dict[str, Any]) -> dict[str, Any]:
     """Run both models on the same samples; per output, the largest differences."""
     import numpy as np
     import tensorflow as tf
 
-    from tftrt_build.samples import make
+    from tftrt_build.samples import from_task, make
 
-    rows = min(int(params["samples"]["count"]), int(params["max_batch_size"]))
-    batch = make(params["inputs"], params["samples"], rows=rows, seed_offset=7)
+    params = task["params"]
+    samples = from_task(task)
+    rows = min(int(samples["count"]), int(params["max_batch_size"]))
+    batch = make(params["inputs"], samples, rows=rows, seed_offset=7)
     key = params["arguments"]["input_saved_model_signature_key"]
     tags = params["arguments"]["input_saved_model_tags"]
     feed = {name: tf.constant(value) for name, value in batch.items()}
@@ -107,7 +112,7 @@ def run(task: dict[str, Any]) -> dict[str, Any]:
     converter = trt.TrtGraphConverterV2(input_saved_model_dir=str(source), **params["arguments"])
     calibration = None
     if params["calibration"]:
-        batches = _calibration(params)
+        batches = _calibration(task)
 
         def calibration(batches: list[dict[str, Any]] = batches) -> Any:
             yield from batches
@@ -119,7 +124,7 @@ def run(task: dict[str, Any]) -> dict[str, Any]:
     )
     shapes = params["build_shapes"]
     if shapes:
-        build_inputs = _batches(params, shapes)
+        build_inputs = _batches(task, shapes)
 
         def input_fn(batches: list[dict[str, Any]] = build_inputs) -> Any:
             yield from batches
@@ -132,7 +137,7 @@ def run(task: dict[str, Any]) -> dict[str, Any]:
         engine_files=len(engine_files),
         tensorrt={"linked": caps.tensorrt_linked, "loaded": caps.tensorrt_loaded},
         gpu=[{"name": g.name, "compute_capability": g.compute_capability} for g in caps.gpus],
-        correctness=_compare(source, output, params),
+        correctness=_compare(source, output, task),
         signature=describe(output),
     )
     return report

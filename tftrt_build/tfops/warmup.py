@@ -19,9 +19,10 @@ def run(task: dict[str, Any]) -> dict[str, Any]:
     import tensorflow as tf
     from tensorflow_serving.apis import predict_pb2, prediction_log_pb2
 
-    from tftrt_build.samples import make
+    from tftrt_build.samples import from_task, make
 
     params = task["params"]
+    samples = from_task(task)
     output = Path(task["output"])
     sizes = list(params["batch_sizes"])
     count = len(sizes) * int(params["requests"])
@@ -29,7 +30,7 @@ def run(task: dict[str, Any]) -> dict[str, Any]:
         raise ValueError(f"{count} warm-up records; TF Serving reads at most {MAX_RECORDS}")
     with tf.io.TFRecordWriter(str(output / FILENAME)) as writer:
         for i, rows in enumerate(sizes):
-            batch = make(params["inputs"], params["samples"], rows=rows, seed_offset=100 + i)
+            batch = make(params["inputs"], samples, rows=rows, seed_offset=100 + i)
             request = predict_pb2.PredictRequest()
             request.model_spec.name = params["model"]
             request.model_spec.signature_name = params["signature"]

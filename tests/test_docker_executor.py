@@ -1,0 +1,247 @@
+"""The Docker executor against a real Docker engine (started by .ci/run in CI).
+
+The image is tftrt-build's CPU test image (docker/build-test-image.sh): TensorFlow 2.17.1 and
+tftrt-build, no TensorRT, no GPU. On a machine without a Docker engine these tests skip with
+the reason; under TFTRT_CI=1 a skip is a failure.
+"""
+
+from __future__ import annotations
+
+import functools
+import io
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from conftest import Project, make_project
+
+from tftrt_build.docker_executor import LABEL, DockerExecutor
+from tftrt_build.errors import CapabilityError
+from tftrt_build.executors import Task
+from tftrt_build.schema import ExecutorConf, ExecutorKind, GpusConf, TransferMode
+
+pytestmark = [pytest.mark.docker, pytest.mark.slow]
+IMAGE = os.environ.get("TFTRT_TEST_IMAGE", "tftrt-build/test-cpu:2.17.1")
+
+
+@functools.cache
+def engine() -> Any:
+    from docker.errors import DockerException
+
+    import docker
+
+    try:
+        client = docker.from_env()
+        client.ping()
+    except DockerException as exc:
+        return f"no Docker engine reachable ({exc.__class__.__name__}); set DOCKER_HOST"
+    return client
+
+
+@pytest.fixture
+def client() -> Any:
+    found = engine()
+    if isinstance(found, str):
+        pytest.skip(found)
+    from docker.errors import ImageNotFound
+
+    try:
+        found.images.get(IMAGE)
+    except ImageNotFound:
+        pytest.skip(f"image {IMAGE} missing: build it with docker/build-test-image.sh")
+    yield found
+    leftovers = found.containers.list(all=True, filters={"label": LABEL})
+    assert leftovers == [], "containers left behind"
+
+
+def docker_args(*extra: str) -> list[str]:
+    return ["executor=docker", f"executor.image={IMAGE}", "executor.gpus.count=0", *extra]
+
+
+def lock_entry(p: Project, artifact: str = "demo/native") -> dict[str, Any]:
+    return dict(yaml.safe_load(p.lock.read_text())["artifacts"][artifact])
+
+
+@pytest.mark.parametrize("transfer", ["mount", "copy"])
+def test_export_in_a_container_matches_the_local_build(  # type: ignore[no-untyped-def]
+    client, demo_build: Project, tmp_path: Path, transfer: str
+) -> None:
+    p = make_project(tmp_path / "p")
+    result = p.run(*docker_args(f"executor.transfer={transfer}"))
+    assert result.code == 0, result.err
+    here, local = lock_entry(p), lock_entry(demo_build)
+    # Same inputs, same TensorFlow: the same bytes, whichever executor made them...
+    assert here["source"]["output"] == local["source"]["output"]
+    assert here["convert"]["output"] == local["convert"]["output"]
+    # ...under another key, because the image is part of the toolchain.
+    image_id = client.images.get(IMAGE).id
+    assert here["source"]["toolchain"]["image_id"] == image_id
+    assert here["source"]["key"] != local["source"]["key"]
+
+
+def test_remote_engine_over_tcp_uploads_and_downloads(
+    client,
+    demo_build: Project,  # type: ignore[no-untyped-def]
+    tmp_path: Path,
+) -> None:
+    tcp = os.environ.get("TFTRT_DOCKER_TCP")
+    if not tcp:
+        pytest.skip("no engine on TCP (TFTRT_DOCKER_TCP, set by .ci/run)")
+    p = make_project(tmp_path / "p")
+    result = p.run(*docker_args(f"executor.host={tcp}"))
+    assert result.code == 0, result.err
+    assert lock_entry(p)["source"]["output"] == lock_entry(demo_build)["source"]["output"]
+
+
+def test_moved_tag_rebuilds_and_the_lock_shows_it(client, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    tag = "tftrt-build/test-moving:1"
+    client.images.get(IMAGE).tag(tag)
+    p = make_project(tmp_path / "p")
+    args = ["executor=docker", f"executor.image={tag}", "executor.gpus.count=0"]
+    assert p.run(*args).code == 0
+    before = lock_entry(p)["source"]["toolchain"]["image_id"]
+    moved, _ = client.images.build(
+        fileobj=io.BytesIO(f"FROM {IMAGE}\nLABEL moved=1\n".encode()), tag=tag, rm=True
+    )
+    try:
+        result = p.run(*args, "mode=plan")
+        assert f"changed: toolchain.image_id: {before[:12]}" in result.out
+        assert p.run(*args).code == 0
+        assert lock_entry(p)["source"]["toolchain"]["image_id"] == moved.id != before
+    finally:
+        client.images.remove(tag, force=True)
+
+
+def test_logs_stream_and_a_failure_shows_its_last_lines(client, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    p = make_project(tmp_path / "p")
+    result = p.run(*docker_args("model.source.args.classes=-3"))
+    assert result.code == 1
+    assert result.error_line == (
+        "export of models/demo.py failed: ValueError: Received an invalid value for `units`, "
+        "expected a positive integer. Received: units=-3"
+    )
+    # The container's own log, streamed back: the traceback the stage printed.
+    assert "Traceback (most recent call last)" in result.err or "ValueError" in result.err
+    assert p.cache_entries() == []
+
+
+def test_executor_streams_each_line(client, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    executor = DockerExecutor(
+        ExecutorConf(kind=ExecutorKind.docker, image=IMAGE, gpus=GpusConf(count=0))
+    )
+    lines: list[str] = []
+    code = executor._run_container(
+        ["python3", "-c", "print('one'); print('two')"],
+        lines.append,
+        gpus=False,
+        mounts=[],
+        archive=None,
+    )
+    assert code == 0 and lines == ["one", "two"]
+
+
+def test_gpu_request_on_an_engine_without_nvidia(client, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    executor = DockerExecutor(
+        ExecutorConf(kind=ExecutorKind.docker, image=IMAGE, gpus=GpusConf(count="all"))
+    )
+    with pytest.raises(CapabilityError) as info:
+        executor.run(Task("probe", {}, title="probe"), lambda line: None)
+    assert (
+        "cannot give containers GPUs (the NVIDIA container runtime is missing): could not "
+        "select device driver" in str(info.value)
+    )
+    # The request Docker got is the one Compose would write for count: all.
+    (request,) = executor._device_requests()
+    assert request["Count"] == -1 and request["Capabilities"] == [["gpu"]]
+
+
+def test_tftrt_in_a_container_stops_with_what_is_missing(client, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    p = make_project(tmp_path / "p")
+    result = p.run(*docker_args("profile=fp16"))
+    assert result.code == 1
+    assert result.error_line == (
+        f"profile 'fp16' needs TF-TRT, which image {IMAGE} on {os.environ.get('DOCKER_HOST', 'the local Docker engine')} "
+        "cannot run: the TensorRT 8.6.1 library is not installed (TensorFlow loads "
+        "libnvinfer.so.8.6.1 from its rpath or the system library folders); no GPU is visible "
+        "to TensorFlow. Use an image with TensorRT 8.6.1 on an engine with NVIDIA GPUs "
+        "(executor.image, executor.host; README, 'GPU hosts')"
+    )
+    assert p.leftovers() == []
+
+
+def test_missing_image_and_unreachable_engine(tmp_path: Path) -> None:
+    p = make_project(tmp_path / "p")
+    gone = p.run("executor=docker", "executor.host=unix:///nonexistent/docker.sock")
+    assert gone.code == 1
+    assert gone.error_line.startswith(
+        "cannot reach the Docker engine at unix:///nonexistent/docker.sock: "
+    )
+    if isinstance(engine(), str):
+        pytest.skip(engine())
+    missing = p.run("executor=docker", "executor.image=tftrt-build/nowhere:0")
+    assert missing.code == 1
+    assert missing.error_line.startswith(
+        "image tftrt-build/nowhere:0 is not on the Docker engine at "
+    )
+    assert "docker build -f docker/gpu.Dockerfile -t tftrt-build/nowhere:0 ." in missing.error_line
+    assert p.leftovers() == []
+
+
+def _wait_for_container(client: Any, timeout: float = 120) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        running = client.containers.list(filters={"label": LABEL, "status": "running"})
+        if running:
+            return running[0]
+        time.sleep(0.1)
+    raise AssertionError("no stage container started")
+
+
+def _start_build(p: Project) -> subprocess.Popen[bytes]:
+    exe = Path(sys.executable).parent / "tftrt-build"
+    return subprocess.Popen(
+        [exe, *docker_args("model=resnet50")],
+        cwd=p.root,
+        env={**os.environ, "TFTRT_CACHE_DIR": str(p.cache)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+
+
+def test_ctrl_c_stops_and_removes_the_container(client, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    p = make_project(tmp_path / "p")
+    proc = _start_build(p)
+    _wait_for_container(client)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err.decode()[-2000:]
+    assert client.containers.list(all=True, filters={"label": LABEL}) == []
+    assert p.cache_entries() == []
+
+
+def test_container_of_a_killed_build_is_removed_by_the_next(client, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    p = make_project(tmp_path / "p")
+    proc = _start_build(p)
+    _wait_for_container(client)
+    proc.kill()
+    proc.communicate(timeout=30)
+    assert client.containers.list(all=True, filters={"label": LABEL})  # left running...
+    result = p.run(*docker_args("mode=plan"))  # ...until the next run reaches the engine
+    assert result.code == 0, result.err
+    assert client.containers.list(all=True, filters={"label": LABEL}) == []
+
+
+def test_transfer_mode_follows_the_engine() -> None:
+    def mode(host: str | None) -> TransferMode:
+        conf = ExecutorConf(kind=ExecutorKind.docker, host=host)
+        return DockerExecutor(conf).transfer
+
+    assert mode("unix:///var/run/docker.sock") is TransferMode.mount
+    assert mode("ssh://me@gpu-host") is TransferMode.copy
+    assert mode("tcp://10.0.0.5:2376") is TransferMode.copy
