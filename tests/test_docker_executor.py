@@ -165,8 +165,9 @@ def test_tftrt_in_a_container_stops_with_what_is_missing(client, tmp_path: Path)
     p = make_project(tmp_path / "p")
     result = p.run(*docker_args("profile=fp16"))
     assert result.code == 1
+    where = os.environ.get("DOCKER_HOST", "the local Docker engine")
     assert result.error_line == (
-        f"profile 'fp16' needs TF-TRT, which image {IMAGE} on {os.environ.get('DOCKER_HOST', 'the local Docker engine')} "
+        f"profile 'fp16' needs TF-TRT, which image {IMAGE} on {where} "
         "cannot run: the TensorRT 8.6.1 library is not installed (TensorFlow loads "
         "libnvinfer.so.8.6.1 from its rpath or the system library folders); no GPU is visible "
         "to TensorFlow. Use an image with TensorRT 8.6.1 on an engine with NVIDIA GPUs "
