@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Build tftrt-build's CPU test image on the Docker engine DOCKER_HOST names, offline except for
 # Debian's package mirror (debootstrap) and the Python package index (wheels):
-#   docker/build-test-image.sh [IMAGE]       default tftrt-build/test-cpu:2.17.1
+#   docker/build-test-image.sh [IMAGE [STAND_IN]]
+# IMAGE (default tftrt-build/test-cpu:2.17.1) has TensorFlow and tftrt-build; STAND_IN (default
+# tftrt-build/tfserving-double:2.17.1) adds the TF Serving test double as tensorflow_model_server.
 # Needs root (debootstrap) and a Python with pip. Skips what is already there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -28,3 +30,19 @@ cp docker/test-cpu.Dockerfile "$work/context/Dockerfile"
 echo "+ docker build -> $image"
 docker build --quiet --build-arg "BASE=$base" -t "$image" "$work/context" >/dev/null
 docker image inspect --format '{{.Id}}' "$image"
+
+# A stand-in for the TF Serving image: the test double of tensorflow_model_server
+# (tests/doubles/tfserving.py) installed under that name, for tftrt-deploy's tests.
+double=${2:-tftrt-build/tfserving-double:2.17.1}
+echo "+ docker build -> $double"
+mkdir -p "$work/double"
+cp tests/doubles/tfserving.py "$work/double/tfserving.py"
+cat >"$work/double/Dockerfile" <<DOCKERFILE
+FROM $image
+COPY tfserving.py /opt/tfserving-double/tfserving.py
+RUN printf '#!/bin/sh\nexec /opt/venv/bin/python /opt/tfserving-double/tfserving.py "\$@"\n' \
+        >/usr/bin/tensorflow_model_server \
+    && chmod 755 /usr/bin/tensorflow_model_server
+DOCKERFILE
+docker build --quiet -t "$double" "$work/double" >/dev/null
+docker image inspect --format '{{.Id}}' "$double"

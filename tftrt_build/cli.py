@@ -11,6 +11,7 @@ import os
 import re
 import sys
 import traceback
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -30,13 +31,14 @@ from tftrt_build.schema import Config, register_configs
 from tftrt_build.service import execute
 
 SUMMARY_FILE = "tftrt-summary.json"
+BENCH_FILE = "tftrt-bench.json"
 # The exit code of this process: the worst of its jobs.
 _exit_code = [0]
 # Whether the user asked for tracebacks (HYDRA_FULL_ERROR=1 or verbose=true).
 _tracebacks = [False]
 
 
-def _set_exit(code: int) -> None:
+def set_exit(code: int) -> None:
     _exit_code[0] = max(_exit_code[0], code)
 
 
@@ -83,28 +85,49 @@ def from_command_line(
     return error
 
 
-def run_job(
-    cfg: DictConfig, choices: dict[str, str], job: str, overrides: list[str]
-) -> tuple[list[Row], int]:
-    """Run one build (one job of a sweep); return its summary rows and exit code."""
+def report_failure(exc: TftrtError, verbose: bool) -> None:
+    if verbose:
+        traceback.print_exc()
+    print_error(exc)
+    tail = getattr(exc, "tail", None)
+    if tail and not verbose:
+        # A stage that failed: its last log lines say why (verbose=true shows them all).
+        err = console(stderr=True)
+        for line in tail:
+            err.print(f"  [dim]{escape(line)}[/dim]", highlight=False)
+
+
+Job = Callable[[Config, dict[str, str], HydraOptions, str], tuple[list[Any], int]]
+
+
+def guarded(
+    cfg: DictConfig, choices: dict[str, str], job: str, overrides: list[str], body: Job
+) -> tuple[list[Any], int] | TftrtError:
+    """Run one job body; a TftrtError is reported in one line and returned, not raised."""
     options = HydraOptions()
     verbose = bool(cfg.get("verbose", False)) or _tracebacks[0]
     try:
         try:
-            config = to_config(cfg, choices, options)
-            return execute(config, choices, options, Path.cwd(), job=job)
+            return body(to_config(cfg, choices, options), choices, options, job)
         except TftrtError as exc:
             raise from_command_line(exc, overrides, choices) from exc
     except TftrtError as exc:
-        if verbose:
-            traceback.print_exc()
-        print_error(exc)
-        tail = getattr(exc, "tail", None)
-        if tail and not verbose:
-            # A stage that failed: its last log lines say why (verbose=true shows them all).
-            err = console(stderr=True)
-            for line in tail:
-                err.print(f"  [dim]{escape(line)}[/dim]", highlight=False)
+        report_failure(exc, verbose)
+        return exc
+
+
+def run_job(
+    cfg: DictConfig, choices: dict[str, str], job: str, overrides: list[str]
+) -> tuple[list[Row], int]:
+    """Run one build (one job of a sweep); return its summary rows and exit code."""
+
+    def build(
+        config: Config, choices: dict[str, str], options: HydraOptions, job: str
+    ) -> tuple[list[Any], int]:
+        return execute(config, choices, options, Path.cwd(), job=job)
+
+    outcome = guarded(cfg, choices, job, overrides, build)
+    if isinstance(outcome, TftrtError):
         failed = Row(
             choices.get("model", "?"),
             choices.get("profile", "?"),
@@ -114,9 +137,10 @@ def run_job(
             None,
             None,
             job=job,
-            note=str(exc),
+            note=str(outcome),
         )
-        return [failed], exc.exit_code
+        return [failed], outcome.exit_code
+    return outcome
 
 
 @hydra.main(version_base="1.3", config_path="pkg://tftrt_build.conf", config_name="tftrt_build")
@@ -130,38 +154,53 @@ def _app(cfg: DictConfig) -> None:
         # works the same with launchers that run jobs in other processes.
         path = Path(hc.runtime.output_dir) / SUMMARY_FILE
         path.write_text(json.dumps({"code": code, "rows": [r.to_dict() for r in rows]}))
-    _set_exit(code)
+    set_exit(code)
 
 
 class SweepSummary(Callback):
-    """Prints one table for a whole sweep and makes the process fail if any job failed."""
+    """Prints one table for a whole sweep and makes the process fail if any job failed.
+
+    Each job leaves its results in its run folder (a build's rows, or a benchmark's cells);
+    this gathers them, which works with launchers that run jobs in other processes too.
+    """
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)
-        rows: list[Row] = []
+
+        def job_files(name: str) -> list[Path]:
+            return sorted(
+                sweep_dir.glob(f"*/{name}"),
+                key=lambda p: int(p.parent.name) if p.parent.name.isdigit() else 0,
+            )
+
+        out = console()
         worst = 0
-        for path in sorted(
-            sweep_dir.glob(f"*/{SUMMARY_FILE}"),
-            key=lambda p: int(p.parent.name) if p.parent.name.isdigit() else 0,
-        ):
+        rows: list[Row] = []
+        for path in job_files(SUMMARY_FILE):
             data = json.loads(path.read_text())
             worst = max(worst, int(data["code"]))
             rows.extend(Row(**r) for r in data["rows"])
-        out = console()
-        out.print(summary_table(rows, title=f"tftrt-build sweep ({sweep_dir})"))
-        for row in rows:
-            if row.note:
-                out.print(f"[red]{escape(row.job)}:[/red] {escape(row.note)}", highlight=False)
-        _set_exit(worst)
+        if rows:
+            out.print(summary_table(rows, title=f"tftrt-build sweep ({sweep_dir})"))
+            for row in rows:
+                if row.note:
+                    out.print(f"[red]{escape(row.job)}:[/red] {escape(row.note)}", highlight=False)
+        bench_files = job_files(BENCH_FILE)
+        if bench_files:
+            from tftrt_build.serving_cli import sweep_bench_table
+
+            worst = max(worst, sweep_bench_table(bench_files, out))
+        set_exit(worst)
 
 
-def main() -> None:
+def entry(app: Callable[[], None]) -> None:
+    """What every tftrt-* command does around its Hydra app: one-line errors, exit codes."""
     register_configs()
     full = _tracebacks[0] = _wants_traceback(sys.argv[1:])
     # Let Hydra's own errors reach this function, so they can be said in one line.
     os.environ["HYDRA_FULL_ERROR"] = "1"
     try:
-        _app()
+        app()
     except KeyboardInterrupt:
         console(stderr=True).print("[red]interrupted[/red]")
         sys.exit(130)
@@ -172,6 +211,10 @@ def main() -> None:
         print_error(error)
         sys.exit(error.exit_code)
     sys.exit(_exit_code[0])
+
+
+def main() -> None:
+    entry(_app)
 
 
 __all__ = ["ConfigError", "SweepSummary", "main"]

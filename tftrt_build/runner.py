@@ -25,6 +25,7 @@ OPERATIONS = {
     "probe": "tftrt_build.tfops.probe:run",
     "tftrt": "tftrt_build.tfops.trt:run",
     "warmup": "tftrt_build.tfops.warmup:run",
+    "predict": "tftrt_build.tfops.predict:run",
 }
 
 

@@ -341,6 +341,49 @@ class ExecutorConf:
     timeout_s: int = 3600
 
 
+class DeployAction(Enum):
+    up = "up"  # start the bundle's stack and wait until every version is AVAILABLE
+    down = "down"  # stop and remove it
+
+
+@dataclass
+class ServerConf:
+    # REST address of the running server; null: http://<target.ports.host>:<target.ports.rest>.
+    url: Optional[str] = None
+    # gRPC address host:port; null: <target.ports.host>:<target.ports.grpc>.
+    grpc: Optional[str] = None
+    timeout_s: float = 30.0
+
+
+@dataclass
+class DeployConf:
+    action: DeployAction = DeployAction.up
+    # Longest wait for every version to be AVAILABLE, in seconds.
+    timeout_s: int = 600
+    # Run another image than target.image (a stand-in on machines without TF Serving).
+    image: Optional[str] = None
+    # Keep the GPU reservation; false drops it (engines without the NVIDIA runtime).
+    gpus: bool = True
+
+
+@dataclass
+class BenchConf:
+    # rest and/or grpc.
+    protocols: list[str] = field(default_factory=lambda: ["rest", "grpc"])
+    # Requests in flight at once.
+    concurrency: list[int] = field(default_factory=lambda: [1, 4, 16])
+    batch_sizes: list[int] = field(default_factory=lambda: [1])
+    # Timed requests per cell, after untimed warm-up requests.
+    requests: int = 200
+    warmup: int = 20
+    # Client processes; 0 means one per CPU core.
+    processes: int = 0
+    # Versions or labels to measure ("1", "stable"); empty: every version served.
+    versions: list[str] = field(default_factory=list)
+    # Where samples, summary and plot go, relative to the project.
+    output_dir: str = "bench-results"
+
+
 @dataclass
 class CacheConf:
     # Content-addressed store; TFTRT_CACHE_DIR moves it.
@@ -360,6 +403,10 @@ class Config:
     lock: str = "tftrt.lock"
     # Print tracebacks and stage logs.
     verbose: bool = False
+    # tftrt-deploy, tftrt-verify, tftrt-bench.
+    server: ServerConf = field(default_factory=ServerConf)
+    deploy: DeployConf = field(default_factory=DeployConf)
+    bench: BenchConf = field(default_factory=BenchConf)
 
 
 def register_configs() -> None:
