@@ -265,6 +265,10 @@ class DockerExecutor:
             raise CapabilityError(
                 f"the Docker engine at {self.where} refused the container: {_first_line(exc)}"
             ) from exc
+        except BaseException:
+            # Interrupted while the engine was creating it: remove whatever it made.
+            self._remove_own(client)
+            raise
         try:
             if archive is not None:
                 container.put_archive("/", archive)
@@ -301,6 +305,16 @@ class DockerExecutor:
         finally:
             with _quiet():
                 container.remove(force=True)
+            self._remove_own(client)
+
+    @staticmethod
+    def _remove_own(client: Any) -> None:
+        """Remove every container this process created that is still there."""
+        with _quiet():
+            for leftover in client.containers.list(
+                all=True, filters={"label": f"{LABEL}={_owner()}"}
+            ):
+                leftover.remove(force=True)
 
 
 def _upload(task: Task, io_dir: Path) -> bytes:
