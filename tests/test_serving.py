@@ -92,22 +92,26 @@ def double(demo_build: Project) -> Iterator[Callable[..., Double]]:
         d.stop()
 
 
-def verify(p: Project, *args: str) -> Result:
-    exe = Path(sys.executable).parent / "tftrt-verify"
-    env = {**os.environ, "TFTRT_CACHE_DIR": str(p.cache), "COLUMNS": "200"}
-    proc = subprocess.run(
-        [exe, *args], cwd=p.root, env=env, capture_output=True, text=True, timeout=600
-    )
-    return Result(proc.returncode, proc.stdout, proc.stderr)
-
-
-def bench(p: Project, *args: str) -> Result:
-    exe = Path(sys.executable).parent / "tftrt-bench"
+def tool(name: str, p: Project, *args: str) -> Result:
+    """Run one of the installed tftrt-* commands in a project."""
+    exe = Path(sys.executable).parent / name
     env = {**os.environ, "TFTRT_CACHE_DIR": str(p.cache), "COLUMNS": "200"}
     proc = subprocess.run(
         [exe, *args], cwd=p.root, env=env, capture_output=True, text=True, timeout=900
     )
     return Result(proc.returncode, proc.stdout, proc.stderr)
+
+
+def verify(p: Project, *args: str) -> Result:
+    return tool("tftrt-verify", p, *args)
+
+
+def bench(p: Project, *args: str) -> Result:
+    return tool("tftrt-bench", p, *args)
+
+
+def deploy(p: Project, *args: str) -> Result:
+    return tool("tftrt-deploy", p, *args)
 
 
 # -- verify --------------------------------------------------------------------------------------
@@ -237,25 +241,16 @@ def test_bench_never_reports_failed_requests(
 def test_bench_sweep_ends_with_one_table(catalogue: Project, double, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     assert catalogue.run("-m", "profile=native,fast").code == 0
     d = double(bundle=catalogue.root / "bundles" / "demo-native")
-    exe = Path(sys.executable).parent / "tftrt-bench"
-    env = {**os.environ, "TFTRT_CACHE_DIR": str(catalogue.cache), "COLUMNS": "200"}
-    proc = subprocess.run(
-        [
-            exe,
-            "-m",
-            "profile=native,fast",
-            *d.args(),
-            "bench.requests=20",
-            "bench.warmup=2",
-            "bench.concurrency=[1]",
-            "bench.protocols=[rest]",
-            f"bench.output_dir={tmp_path}",
-        ],
-        cwd=catalogue.root,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=900,
+    result = bench(
+        catalogue,
+        "-m",
+        "profile=native,fast",
+        *d.args(),
+        "bench.requests=20",
+        "bench.warmup=2",
+        "bench.concurrency=[1]",
+        "bench.protocols=[rest]",
+        f"bench.output_dir={tmp_path}",
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     table = proc.stdout[proc.stdout.index("tftrt-bench sweep") :]
@@ -279,15 +274,6 @@ def docker_client() -> Any:
     except ImageNotFound:
         pytest.skip(f"image {STAND_IN} missing: build it with docker/build-test-image.sh")
     return client
-
-
-def deploy(p: Project, *args: str) -> Result:
-    exe = Path(sys.executable).parent / "tftrt-deploy"
-    env = {**os.environ, "TFTRT_CACHE_DIR": str(p.cache), "COLUMNS": "200"}
-    proc = subprocess.run(
-        [exe, *args], cwd=p.root, env=env, capture_output=True, text=True, timeout=900
-    )
-    return Result(proc.returncode, proc.stdout, proc.stderr)
 
 
 @pytest.mark.docker

@@ -31,6 +31,23 @@ class Row:
         return asdict(self)
 
 
+def plan_rows(plan: Plan, status: str, job: str = "") -> list[Row]:
+    """One row per artifact of a plan that built nothing (plan, check)."""
+    return [
+        Row(
+            a.artifact.model.name,
+            a.artifact.profile.name,
+            None,
+            a.key[:12],
+            status,
+            None,
+            None,
+            job=job,
+        )
+        for a in plan.artifacts
+    ]
+
+
 def build_rows(result: BuildResult) -> list[Row]:
     by_id = {r.plan.id: r for r in result.artifacts}
     rows = []

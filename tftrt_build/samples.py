@@ -25,6 +25,21 @@ def _shape(spec: dict[str, Any], rows: int) -> list[int]:
     return [rows, *dims]
 
 
+def config_of(model: Any) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """A ModelConf's input specs and samples config as the plain dicts ``make`` takes."""
+    specs = [{"name": i.name, "dtype": i.dtype, "shape": list(i.shape)} for i in model.inputs]
+    s = model.samples
+    samples = {
+        "kind": s.kind.value,
+        "count": s.count,
+        "seed": s.seed,
+        "low": s.low,
+        "high": s.high,
+        "path": s.path,
+    }
+    return specs, samples
+
+
 def from_task(task: dict[str, Any]) -> dict[str, Any]:
     """A task's samples config, with the samples file where the executor put it."""
     samples = dict(task["params"]["samples"])

@@ -17,6 +17,7 @@ from tftrt_build.report import (
     Row,
     build_rows,
     details_table,
+    plan_rows,
     plan_table,
     stale_table,
     summary_table,
@@ -57,20 +58,7 @@ def execute(
         store.stat_cache.save()
         out.print(plan_table(plan))
         out.print(details_table(plan))
-        rows = [
-            Row(
-                a.artifact.model.name,
-                a.artifact.profile.name,
-                None,
-                a.key[:12],
-                "planned",
-                None,
-                None,
-                job=job,
-            )
-            for a in plan.artifacts
-        ]
-        return rows, 0
+        return plan_rows(plan, "planned", job), 0
     if request.mode is Mode.check:
         store.stat_cache.save()
         items = stale(plan)
@@ -80,36 +68,12 @@ def execute(
             out.print(
                 f"{escape(lock_name)} is out of date: run tftrt-build (mode=build) and commit it"
             )
-            return [
-                Row(
-                    a.artifact.model.name,
-                    a.artifact.profile.name,
-                    None,
-                    a.key[:12],
-                    "stale",
-                    None,
-                    None,
-                    job=job,
-                )
-                for a in plan.artifacts
-            ], 1
+            return plan_rows(plan, "stale", job), 1
         out.print(
             f"{escape(lock_name)} is up to date ({len(plan.artifacts)} artifacts, "
             f"bundle {escape(plan.bundle_id)})"
         )
-        return [
-            Row(
-                a.artifact.model.name,
-                a.artifact.profile.name,
-                None,
-                a.key[:12],
-                "current",
-                None,
-                None,
-                job=job,
-            )
-            for a in plan.artifacts
-        ], 0
+        return plan_rows(plan, "current", job), 0
     try:
         result = run_build(plan, store, executor, ui)
     finally:

@@ -170,7 +170,7 @@ def verify_main() -> None:
 def bench_job(
     config: Config, choices: dict[str, str], options: HydraOptions, job: str
 ) -> tuple[list[Any], int]:
-    from tftrt_build.samples import make
+    from tftrt_build.samples import config_of, make
     from tftrt_build.serving import bench as b
     from tftrt_build.serving.client import GrpcClient, RestClient, path
 
@@ -195,15 +195,7 @@ def bench_job(
                 continue
             art = by_id[v.artifact]
             m = art.artifact.model
-            specs = [{"name": i.name, "dtype": i.dtype, "shape": list(i.shape)} for i in m.inputs]
-            samples = {
-                "kind": m.samples.kind.value,
-                "count": m.samples.count,
-                "seed": m.samples.seed,
-                "low": m.samples.low,
-                "high": m.samples.high,
-                "path": m.samples.path,
-            }
+            specs, samples = config_of(m)
             for batch in conf.batch_sizes:
                 inputs = make(specs, samples, rows=batch, project=plan.request.project)
                 bodies: dict[str, b.Endpoint] = {}

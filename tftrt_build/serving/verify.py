@@ -21,7 +21,7 @@ from tftrt_build.converters.tftrt import tolerance
 from tftrt_build.errors import StageError
 from tftrt_build.executors import Executor, Task
 from tftrt_build.plan import ArtifactPlan, Plan
-from tftrt_build.samples import make
+from tftrt_build.samples import config_of, make
 from tftrt_build.schema import ConverterKind, ProfileConf
 from tftrt_build.serving.client import GrpcClient, RestClient, ServingError
 
@@ -216,17 +216,7 @@ def verify(
             m = art.artifact.model
             key = art.stages[0].key
             if key not in references:
-                specs = [
-                    {"name": i.name, "dtype": i.dtype, "shape": list(i.shape)} for i in m.inputs
-                ]
-                samples = {
-                    "kind": m.samples.kind.value,
-                    "count": m.samples.count,
-                    "seed": m.samples.seed,
-                    "low": m.samples.low,
-                    "high": m.samples.high,
-                    "path": m.samples.path,
-                }
+                specs, samples = config_of(m)
                 rows = min(m.samples.count, art.artifact.profile.max_batch_size)
                 batches[key] = make(specs, samples, rows=rows, project=plan.request.project)
                 references[key] = reference_outputs(art, source, batches[key], executor)
