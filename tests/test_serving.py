@@ -252,8 +252,8 @@ def test_bench_sweep_ends_with_one_table(catalogue: Project, double, tmp_path: P
         "bench.protocols=[rest]",
         f"bench.output_dir={tmp_path}",
     )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    table = proc.stdout[proc.stdout.index("tftrt-bench sweep") :]
+    assert result.code == 0, result.out + result.err
+    table = result.out[result.out.index("tftrt-bench sweep") :]
     assert "native" in table and "fast" in table and "x" in table
 
 
