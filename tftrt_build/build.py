@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -29,32 +28,6 @@ class UI(Protocol):
     def stage(self, title: str) -> contextlib.AbstractContextManager[StageUI]: ...
 
     def note(self, text: str) -> None: ...
-
-
-class QuietUI:
-    """A UI that shows nothing: for plan/check and for tests."""
-
-    class _Stage:
-        def __init__(self) -> None:
-            self.lines: list[str] = []
-
-        def log(self, line: str) -> None:
-            self.lines.append(line)
-
-        def advance(self, n: int) -> None:
-            return None
-
-    def __init__(self) -> None:
-        self.titles: list[str] = []
-        self.notes: list[str] = []
-
-    def note(self, text: str) -> None:
-        self.notes.append(text)
-
-    @contextlib.contextmanager
-    def stage(self, title: str) -> Iterator[QuietUI._Stage]:
-        self.titles.append(title)
-        yield QuietUI._Stage()
 
 
 @dataclass

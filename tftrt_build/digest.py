@@ -179,9 +179,6 @@ class TreeDigest:
     def size(self) -> int:
         return sum(f.size for f in self.files)
 
-    def to_dict(self) -> dict[str, Any]:
-        return {"digest": self.digest, "files": len(self.files), "bytes": self.size}
-
 
 def list_files(root: Path) -> list[Path]:
     """Regular files under root (symlinks followed), in a fixed order."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -17,6 +18,7 @@ from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
 from tftrt_build import schema
 from tftrt_build.errors import ConfigError, TftrtError, did_you_mean
+from tftrt_build.options import display_path
 
 COMMAND_LINE = "command line"
 _IN_CONFIG = re.compile(r"^In '([^']+)'")
@@ -72,10 +74,6 @@ def _yaml_error(exc: yaml.MarkedYAMLError, options: Any) -> ConfigError:
     mark = exc.problem_mark
     where = "a config file"
     if mark is not None:
-        from pathlib import Path
-
-        from tftrt_build.options import display_path
-
         where = f"{display_path(Path(mark.name))}:{mark.line + 1}:{mark.column + 1}"
     return ConfigError(f"invalid YAML: {exc.problem or exc.context}", file=where)
 

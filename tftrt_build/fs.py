@@ -24,6 +24,12 @@ def atomic_write_text(path: Path, text: str) -> None:
             tmp.unlink()
 
 
+def under(project: Path, path: str) -> Path:
+    """A path from a config: absolute as given (with ~), else relative to the project."""
+    p = Path(path).expanduser()
+    return p if p.is_absolute() else project / p
+
+
 def link_tree(src: Path, dst: Path, hardlink: bool = True) -> None:
     """Copy a folder, hard-linking files where the file system allows it."""
     for dirpath, dirnames, filenames in os.walk(src, followlinks=True):

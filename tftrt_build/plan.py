@@ -107,7 +107,6 @@ class BundlePlan:
     spec: BundleSpec
     files: dict[str, str]
     key: str
-    current: bool = False
     reason: str = ""
     warmups: list[WarmupPlan] = field(default_factory=list)
 
@@ -441,10 +440,7 @@ def plan_warmups(
 
 
 def bundle_id(request: BuildRequest) -> str:
-    try:
-        return request.bundle_dir.relative_to(request.project).as_posix()
-    except ValueError:
-        return request.bundle_dir.as_posix()
+    return relative(request.bundle_dir, request.project)
 
 
 def make_plan(

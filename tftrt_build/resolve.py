@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Protocol
 
 from tftrt_build.errors import ConfigError, did_you_mean
+from tftrt_build.fs import under
 from tftrt_build.schema import (
     Config,
     ExecutorConf,
@@ -139,8 +140,8 @@ def resolve(cfg: Config, choices: dict[str, str], options: Options, project: Pat
     else:
         served = _served_models(target, target_option.file, options)
     _check_unique_names(served, target_option.file)
-    cache_dir = _under(project, cfg.cache.dir)
-    bundle_dir = _under(project, target.bundle_dir)
+    cache_dir = under(project, cfg.cache.dir)
+    bundle_dir = under(project, target.bundle_dir)
     _check_bundle_dir(bundle_dir, project, cache_dir, target_option.file)
     return BuildRequest(
         project=project,
@@ -151,15 +152,10 @@ def resolve(cfg: Config, choices: dict[str, str], options: Options, project: Pat
         executor=cfg.executor,
         cache_dir=cache_dir,
         verify=cfg.cache.verify,
-        lock_path=_under(project, cfg.lock),
+        lock_path=under(project, cfg.lock),
         bundle_dir=bundle_dir,
         verbose=cfg.verbose,
     )
-
-
-def _under(project: Path, path: str) -> Path:
-    p = Path(path).expanduser()
-    return p if p.is_absolute() else project / p
 
 
 def _artifact(

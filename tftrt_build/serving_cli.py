@@ -35,16 +35,19 @@ def _plan(config: Config, choices: dict[str, str], options: HydraOptions) -> Pla
     return make_plan(request, store, executor, read_lock(request.lock_path))
 
 
+def _host(config: Config) -> str:
+    """Where the target's published ports are reached from this machine."""
+    host = config.target.ports.host
+    return "127.0.0.1" if host in ("0.0.0.0", "") else host
+
+
 def rest_url(config: Config) -> str:
-    t = config.target
-    host = "127.0.0.1" if t.ports.host in ("0.0.0.0", "") else t.ports.host
-    return (config.server.url or f"http://{host}:{t.ports.rest}").rstrip("/")
+    rest = config.target.ports.rest
+    return (config.server.url or f"http://{_host(config)}:{rest}").rstrip("/")
 
 
 def grpc_address(config: Config) -> str:
-    t = config.target
-    host = "127.0.0.1" if t.ports.host in ("0.0.0.0", "") else t.ports.host
-    return config.server.grpc or f"{host}:{t.ports.grpc}"
+    return config.server.grpc or f"{_host(config)}:{config.target.ports.grpc}"
 
 
 def _run(cfg: DictConfig, body: Any) -> None:
@@ -184,6 +187,8 @@ def bench_job(
         )
     plan = _plan(config, choices, options)
     rest = RestClient(rest_url(config), config.server.timeout_s)
+    # Only builds the gRPC requests here (the client processes send them).
+    grpc = GrpcClient(grpc_address(config)) if "grpc" in conf.protocols else None
     by_id = {a.id: a for a in plan.artifacts}
     cells: list[b.Cell] = []
     ui = RichUI(config.verbose)
@@ -204,10 +209,9 @@ def bench_job(
                     bodies["rest"] = b.Endpoint(
                         "rest", url, rest.predict_body(inputs, model.signature)
                     )
-                if "grpc" in conf.protocols:
-                    client = GrpcClient(grpc_address(config))
-                    request = client.request(model.name, inputs, model.signature, v.version)
-                    bodies["grpc"] = b.Endpoint("grpc", client.target, request.SerializeToString())
+                if grpc is not None:
+                    request = grpc.request(model.name, inputs, model.signature, v.version)
+                    bodies["grpc"] = b.Endpoint("grpc", grpc.target, request.SerializeToString())
                 for protocol, endpoint in bodies.items():
                     for concurrency in conf.concurrency:
                         title = (

@@ -18,6 +18,7 @@ from urllib.parse import urlparse
 from tftrt_build.digest import Progress, StatCache, hash_file, hash_tree, sha256_file
 from tftrt_build.errors import ConfigError, SourceError, did_you_mean
 from tftrt_build.executors import RUNNER_FORMAT, Executor, LogSink, Task
+from tftrt_build.fs import under
 from tftrt_build.schema import ModelConf, SourceKind
 
 
@@ -126,8 +127,7 @@ class Source:
 
     def _local_folder(self) -> Path:
         assert self.model.source.path is not None
-        folder = Path(self.model.source.path).expanduser()
-        folder = folder if folder.is_absolute() else self.project / folder
+        folder = under(self.project, self.model.source.path)
         if not (folder / "saved_model.pb").is_file():
             raise ConfigError(
                 f"'{self.model.source.path}' holds no saved_model.pb",
@@ -163,8 +163,7 @@ class Source:
         if pin and (cached := self.downloads / pin).is_file():
             return cached
         if src.path:
-            archive = Path(src.path).expanduser()
-            archive = archive if archive.is_absolute() else self.project / archive
+            archive = under(self.project, src.path)
             if not archive.is_file():
                 raise ConfigError(
                     f"'{src.path}' is not a file", key="model.source.path", file=self.file

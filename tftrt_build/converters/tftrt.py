@@ -18,10 +18,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from tftrt_build.capabilities import Capabilities
 from tftrt_build.converters import ConvertContext
 from tftrt_build.errors import CapabilityError, ConfigError, StageError, did_you_mean
 from tftrt_build.executors import LogSink, Task
+from tftrt_build.fs import under
 from tftrt_build.schema import (
     CalibrationSource,
     ConverterKind,
@@ -370,10 +370,10 @@ class TftrtConverter:
                 "files": len(cal.files),
             }
             for i, f in enumerate(cal.files):
-                files[f"calibration_{i}"] = _under(context.project, f)
+                files[f"calibration_{i}"] = under(context.project, f)
         samples = {k: v.value if hasattr(v, "value") else v for k, v in vars(model.samples).items()}
         if model.samples.path:
-            files["samples"] = _under(context.project, model.samples.path)
+            files["samples"] = under(context.project, model.samples.path)
         params = {
             "arguments": converter_arguments(profile, model),
             "build_shapes": build_shapes(profile, model),
@@ -404,17 +404,3 @@ def _samples_key(model: ModelConf, context: ConvertContext) -> dict[str, Any]:
     if s.kind is SampleKind.file and s.path:
         key["file"] = context.hasher(s.path, "model.samples.path")
     return key
-
-
-def _under(project: Path, path: str) -> Path:
-    p = Path(path).expanduser()
-    return p if p.is_absolute() else project / p
-
-
-def capabilities_line(caps: Capabilities) -> str:
-    gpus = ", ".join(f"{g.name} ({g.compute_capability})" for g in caps.gpus) or "no GPU"
-    trt = caps.tensorrt_loaded or "not loaded"
-    return (
-        f"TensorFlow {caps.tensorflow}, TensorRT linked {caps.tensorrt_linked or '-'} / "
-        f"loaded {trt}, {gpus}"
-    )
