@@ -68,8 +68,8 @@ def matrix_project(root: Path) -> None:
 
 
 def hashing(root: Path) -> tuple[float, float, float, int]:
-    """First-read and unchanged re-check of a ResNet50 SavedModel, via tftrt_build.digest."""
-    from tftrt_build.digest import StatCache, hash_tree, tree_size
+    """First-read and unchanged re-check of a ResNet50 SavedModel, via tftrt_build.store.digest."""
+    from tftrt_build.store.digest import StatCache, hash_tree, tree_size
 
     run(root, "model=resnet50")
     model = next((root / "bundles").glob("resnet50-*/models/resnet50/1"))

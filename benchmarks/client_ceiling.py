@@ -5,7 +5,7 @@
 REST: nginx (Debian's package) on 127.0.0.1 answers every POST with a fixed TF Serving-shaped
 JSON body. gRPC: a trivial PredictionService/Predict handler in its own process answers every
 call with a fixed serialized PredictResponse. Each is driven by tftrt-bench's own load
-generator (tftrt_build.serving.bench.measure) at several process counts and concurrencies,
+generator (tftrt_build.serve.bench.measure) at several process counts and concurrencies,
 beside a plain requests.Session loop measured in the same run. Prints a Markdown table.
 """
 
@@ -24,7 +24,7 @@ from pathlib import Path
 
 import requests
 
-from tftrt_build.serving.bench import Endpoint, measure
+from tftrt_build.serve.bench import Endpoint, measure
 
 NGINX_CONF = """
 worker_processes 1;

@@ -162,10 +162,10 @@ def compose_request(monkeypatch: pytest.MonkeyPatch, in_project: None):  # type:
     from hydra import compose, initialize_config_module
     from omegaconf import open_dict
 
-    from tftrt_build.cli import to_config
-    from tftrt_build.options import HydraOptions
-    from tftrt_build.resolve import resolve
-    from tftrt_build.schema import register_configs
+    from tftrt_build.cli.app import to_config
+    from tftrt_build.config.options import HydraOptions
+    from tftrt_build.config.resolve import resolve
+    from tftrt_build.config.schema import register_configs
 
     register_configs()
 

@@ -19,15 +19,15 @@ import yaml
 from conftest import Project
 from test_emit import compose_binary, compose_schema
 
-from tftrt_build.cache import Store
-from tftrt_build.digest import StatCache
-from tftrt_build.emit.bundle import BundleWrite, write_bundle
+from tftrt_build.build.bundle import BundleWrite, write_bundle
 from tftrt_build.emit.models_config import parse as parse_models_config
 from tftrt_build.emit.server_config import parse_batching, parse_monitoring
 from tftrt_build.errors import ConfigError
-from tftrt_build.executors import LocalExecutor
-from tftrt_build.lock import Lock
+from tftrt_build.execute.local import LocalExecutor
 from tftrt_build.plan import make_plan
+from tftrt_build.store.cache import Store
+from tftrt_build.store.digest import StatCache
+from tftrt_build.store.lock import Lock
 
 
 def plan(compose_request, p: Project, *overrides: str):  # type: ignore[no-untyped-def]

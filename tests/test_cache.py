@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from tftrt_build.cache import Store
-from tftrt_build.digest import StatCache
-from tftrt_build.plan import KEY_SALT, stage_key
+from tftrt_build.plan.keys import KEY_SALT, stage_key
+from tftrt_build.store.cache import Store
+from tftrt_build.store.digest import StatCache
 
 KEY = "ab" * 32
 

@@ -75,7 +75,7 @@ def test_script_change_is_named(catalogue: Project) -> None:
     assert catalogue.run().code == 0
     script = catalogue.root / "models" / "demo.py"
     script.parent.mkdir(exist_ok=True)
-    from tftrt_build.sources import builtin_models
+    from tftrt_build.config.paths import builtin_models
 
     script.write_text((builtin_models() / "demo.py").read_text() + "\n# a comment\n")
     result = catalogue.run("mode=plan")
@@ -178,7 +178,7 @@ def test_help_lists_groups_and_project_options(catalogue: Project) -> None:
 
 
 def test_bundle_json_describes_versions(demo_build: Project) -> None:
-    from tftrt_build.digest import hash_tree
+    from tftrt_build.store.digest import hash_tree
 
     bundle = demo_build.root / "bundles" / "demo-native"
     doc = json.loads((bundle / "bundle.json").read_text())

@@ -9,8 +9,8 @@ from pathlib import Path
 import blake3
 import pytest
 
-from tftrt_build import digest
-from tftrt_build.digest import StatCache, canonical_json, digest_json, hash_file, hash_tree
+from tftrt_build.store import digest
+from tftrt_build.store.digest import StatCache, canonical_json, digest_json, hash_file, hash_tree
 
 
 def old(path: Path) -> None:

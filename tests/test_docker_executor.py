@@ -21,10 +21,10 @@ import pytest
 import yaml
 from conftest import Project, make_project
 
-from tftrt_build.docker_executor import LABEL, DockerExecutor
+from tftrt_build.config.schema import ExecutorConf, ExecutorKind, GpusConf, TransferMode
 from tftrt_build.errors import CapabilityError
-from tftrt_build.executors import Task
-from tftrt_build.schema import ExecutorConf, ExecutorKind, GpusConf, TransferMode
+from tftrt_build.execute.docker import LABEL, DockerExecutor
+from tftrt_build.execute.task import Task
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 IMAGE = os.environ.get("TFTRT_TEST_IMAGE", "tftrt-build/test-cpu:2.17.1")

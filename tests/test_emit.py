@@ -11,14 +11,15 @@ import pytest
 import yaml
 from conftest import Project
 
-from tftrt_build.cache import Store
-from tftrt_build.digest import StatCache
+from tftrt_build.config.schema import GpusConf
 from tftrt_build.emit import render_all
 from tftrt_build.emit.compose import gpu_devices
 from tftrt_build.emit.models_config import parse
-from tftrt_build.executors import LocalExecutor
-from tftrt_build.lock import Lock
+from tftrt_build.execute.local import LocalExecutor
 from tftrt_build.plan import make_plan
+from tftrt_build.store.cache import Store
+from tftrt_build.store.digest import StatCache
+from tftrt_build.store.lock import Lock
 
 
 def compose_schema() -> dict:  # type: ignore[type-arg]
@@ -105,7 +106,7 @@ def test_compose_binary_rejects_a_broken_file(tmp_path: Path) -> None:
     ],
 )
 def test_gpu_reservation(count: object, ids: list[str], expected: list[dict]) -> None:  # type: ignore[type-arg]
-    assert gpu_devices(count, ids) == expected
+    assert gpu_devices(GpusConf(count=count, device_ids=ids)) == expected
 
 
 def test_rendering_is_pure_and_stable(compose_request, catalogue: Project) -> None:  # type: ignore[no-untyped-def]

@@ -14,8 +14,8 @@ import pytest
 import yaml
 from conftest import Project
 
-from tftrt_build.capabilities import Capabilities
-from tftrt_build.executors import LocalExecutor
+from tftrt_build.execute.capabilities import Capabilities
+from tftrt_build.execute.local import LocalExecutor
 
 pytestmark = [pytest.mark.gpu, pytest.mark.slow]
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from tftrt_build.errors import LockError
-from tftrt_build.lock import Lock, read_lock, updating
+from tftrt_build.store.lock import Lock, read_lock, updating
 
 
 def test_round_trip_and_fixed_order() -> None:

@@ -6,11 +6,12 @@ import sys
 
 from conftest import Project
 
-from tftrt_build.cache import Store
-from tftrt_build.digest import StatCache
-from tftrt_build.executors import LocalExecutor
-from tftrt_build.lock import Lock
-from tftrt_build.plan import changes, make_plan, stale
+from tftrt_build.execute.local import LocalExecutor
+from tftrt_build.plan import make_plan
+from tftrt_build.plan.reasons import changes, stale
+from tftrt_build.store.cache import Store
+from tftrt_build.store.digest import StatCache
+from tftrt_build.store.lock import Lock
 
 
 def plan_for(compose_request, p: Project, *overrides: str, lock: Lock | None = None):  # type: ignore[no-untyped-def]
@@ -30,9 +31,9 @@ def test_plan_keys_are_stable_and_input_addressed(compose_request, project: Proj
     b = plan_for(compose_request, project)
     assert [s.key for s in a.artifacts[0].stages] == [s.key for s in b.artifacts[0].stages]
     c = plan_for(compose_request, project, "model.source.seed=1")
-    assert c.artifacts[0].stages[0].key != a.artifacts[0].stages[0].key
+    assert c.artifacts[0].source.key != a.artifacts[0].source.key
     # The convert key follows the source key it consumes.
-    assert c.artifacts[0].stages[1].inputs["source"] == c.artifacts[0].stages[0].key
+    assert c.artifacts[0].convert.inputs["source"] == c.artifacts[0].source.key
     # Samples do not change what is built.
     d = plan_for(compose_request, project, "model.samples.count=9")
     assert d.artifacts[0].key == a.artifacts[0].key
@@ -41,17 +42,17 @@ def test_plan_keys_are_stable_and_input_addressed(compose_request, project: Proj
 
 def test_reasons_against_a_lock(compose_request, project: Project) -> None:  # type: ignore[no-untyped-def]
     first = plan_for(compose_request, project)
-    assert first.artifacts[0].stages[0].reason == "new: not in tftrt.lock"
+    assert first.artifacts[0].source.reason == "new: not in tftrt.lock"
     lock = Lock(
         {first.artifacts[0].id: first.artifacts[0].to_lock()},
         {first.bundle_id: first.bundle.to_lock()},
     )
     same = plan_for(compose_request, project, lock=lock)
-    assert same.artifacts[0].stages[0].reason == "not in the cache (the lock is up to date)"
+    assert same.artifacts[0].source.reason == "not in the cache (the lock is up to date)"
     assert stale(same) == []
     changed = plan_for(compose_request, project, "model.source.args.classes=7", lock=lock)
-    assert changed.artifacts[0].stages[0].reason == "changed: args.classes: 10 -> 7"
-    assert changed.artifacts[0].stages[1].reason.startswith("changed: source: ")
+    assert changed.artifacts[0].source.reason == "changed: args.classes: 10 -> 7"
+    assert changed.artifacts[0].convert.reason.startswith("changed: source: ")
     items = dict(stale(changed))
     assert "demo/native source" in items and "demo/native convert" in items
     assert items["demo/native"].startswith("config changed: model.source.args.classes: 10 -> 7")

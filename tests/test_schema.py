@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from conftest import Project
 
-from tftrt_build.options import BUILTIN_CONF
-from tftrt_build.schema import ConverterKind, Mode, SourceKind, TargetKind
+from tftrt_build.config.paths import BUILTIN_CONF
+from tftrt_build.config.schema import ConverterKind, Mode, SourceKind, TargetKind
 
 
 def options(group: str) -> list[str]:

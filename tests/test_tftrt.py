@@ -14,20 +14,22 @@ from pathlib import Path
 import pytest
 from conftest import Project
 
-from tftrt_build.cache import Store
-from tftrt_build.capabilities import Capabilities, Gpu, serving_image, serving_problem
-from tftrt_build.converters.tftrt import (
+from tftrt_build.config.profiles import (
     build_shapes,
     converter_arguments,
     engine_batch_sizes,
-    evaluate,
     tolerance,
 )
-from tftrt_build.digest import StatCache
 from tftrt_build.errors import CapabilityError, ConfigError, StageError
-from tftrt_build.executors import LocalExecutor, Task
-from tftrt_build.lock import Lock
+from tftrt_build.execute.capabilities import Capabilities, Gpu
+from tftrt_build.execute.local import LocalExecutor
+from tftrt_build.execute.task import Task
 from tftrt_build.plan import make_plan
+from tftrt_build.plan.serving import serving_image, serving_problem
+from tftrt_build.stages.tftrt import evaluate
+from tftrt_build.store.cache import Store
+from tftrt_build.store.digest import StatCache
+from tftrt_build.store.lock import Lock
 
 NO_TENSORRT = Capabilities("2.17.1", True, "8.6.1", False, None)
 GPU_HOST = Capabilities("2.17.1", True, "8.6.1", True, "8.6.1", (Gpu("NVIDIA A10G", "8.6"),))
@@ -206,7 +208,7 @@ REJECTED = [
 def test_rejected_combinations(  # type: ignore[no-untyped-def]
     compose_request, project: Project, overrides: list[str], message: str
 ) -> None:
-    from tftrt_build.cli import from_command_line
+    from tftrt_build.cli.app import from_command_line
 
     with pytest.raises(ConfigError) as info:
         compose_request(project.root, *overrides)
@@ -342,16 +344,16 @@ def plan(compose_request, p: Project, *overrides: str):  # type: ignore[no-untyp
 def test_key_holds_tensorrt_and_gpu_architecture(compose_request, project: Project) -> None:  # type: ignore[no-untyped-def]
     a10 = plan(compose_request, project, "profile=fp16", "target.gpus.compute_capability=8.6")
     t4 = plan(compose_request, project, "profile=fp16", "target.gpus.compute_capability=7.5")
-    convert = a10.artifacts[0].stages[1]
+    convert = a10.artifacts[0].convert
     assert convert.toolchain == {
         "tensorflow": "2.17.1",
         "tensorrt": "8.6.1",
         "compute_capability": "8.6",
     }
-    assert convert.key != t4.artifacts[0].stages[1].key
+    assert convert.key != t4.artifacts[0].convert.key
     # Engines left to run time are not GPU-specific: the declared GPU does not enter the key.
     seed = plan(compose_request, project, "profile=seed_fp16", "target.gpus.compute_capability=8.6")
-    assert "compute_capability" not in seed.artifacts[0].stages[1].toolchain
+    assert "compute_capability" not in seed.artifacts[0].convert.toolchain
     # Pinned: a change to how TF-TRT keys are made must be deliberate.
     assert convert.key == "184412f5ecee3bd766e5644717b7018453d21a91417512488cbc5a4929ad21df"
 
@@ -373,7 +375,7 @@ def test_profile_and_target_must_agree_on_the_gpu(compose_request, project: Proj
 
 
 def test_report_judgement() -> None:
-    from tftrt_build.schema import ConverterKind, Precision, ProfileConf
+    from tftrt_build.config.schema import ConverterKind, Precision, ProfileConf
 
     profile = ProfileConf(name="fp16", converter=ConverterKind.tftrt, precision=Precision.FP16)
     good = {
@@ -412,7 +414,7 @@ def test_report_judgement() -> None:
 def test_cached_conversion_is_judged_again(compose_request, project: Project) -> None:  # type: ignore[no-untyped-def]
     """A stand-in cache entry (no GPU here to make a real one) with a recorded report."""
     first = plan(compose_request, project, "profile=fp16", "target.gpus.compute_capability=8.6")
-    convert = first.artifacts[0].stages[1]
+    convert = first.artifacts[0].convert
     store = Store(project.cache, StatCache(None))
     with store.staging(convert.key) as tmp:
         (tmp / "data" / "saved_model.pb").write_bytes(b"stand-in")
@@ -432,7 +434,7 @@ def test_cached_conversion_is_judged_again(compose_request, project: Project) ->
         }
         store.commit(convert.key, tmp, {"stage": "convert", "report": report})
     ok = plan(compose_request, project, "profile=fp16", "target.gpus.compute_capability=8.6")
-    assert ok.artifacts[0].stages[1].hit
+    assert ok.artifacts[0].convert.hit
     with pytest.raises(StageError, match=r"differs from the source model by 0\.02"):
         plan(
             compose_request,

@@ -8,7 +8,11 @@
      ├── StageError       a stage ran and failed: export, conversion, emit (exit 1)
      └── CacheError       the content-addressed store cannot be used (exit 1)
 
-Only ``tftrt_build.cli`` prints these; everything else raises them with ``from exc``.
+Any other exception is a bug: the CLI reports it as an internal error (exit 3) and writes its
+traceback to the run's log. Only ``tftrt_build.cli`` prints; everything else raises with
+``from exc``.
+
+May import: nothing of tftrt_build.
 """
 
 from __future__ import annotations

@@ -1,75 +1,25 @@
-"""Emitters: each renders one part of a serving bundle from a ``BundleSpec``, as text.
+"""emit: pure renderers of a bundle's files, each a function of a typed ``BundleSpec``.
 
-Rendering is pure (a dict of relative path -> content); ``tftrt_build.emit.bundle`` is the one
-place that writes a bundle to disk.
+Owns the spec (``spec``) and one module per file of the bundle: ``models_config``,
+``server_config`` (batching, monitoring; messages from ``protos``), ``compose`` (with
+``health``), ``k8s``, ``readme`` and ``manifest`` (bundle.json, and the served-models list the
+lock shares with it). Rendering returns text and refuses nothing: every check that can refuse a
+target runs in ``config`` or ``plan``. ``tftrt_build.build.bundle`` is the one place that writes
+a bundle to disk.
+
+May import: ``config``, ``errors`` (and protobuf, PyYAML, tensorflow-serving-api's protos).
 """
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass
 from typing import Protocol
 
-from tftrt_build.schema import TargetConf, TargetKind
-
-# Folder of the config files inside the serving container.
-CONFIG_DIR = "/config"
-
-
-@dataclass(frozen=True)
-class BundleVersion:
-    version: int
-    artifact: str  # artifact id, "<model option>/<profile option>"
-    profile: str  # profile name
-    key: str  # key of the artifact's convert stage
-    converter: str  # native | tftrt
-    precision: str
-    max_batch_size: int
-    # Batch sizes whose TF-TRT engines are pre-built (empty: none, or built at run time).
-    engine_batch_sizes: tuple[int, ...] = ()
-    # Batch sizes of the warm-up requests written into the version; empty: no warm-up.
-    warmup_batch_sizes: tuple[int, ...] = ()
-
-
-@dataclass(frozen=True)
-class BundleModel:
-    name: str  # served model name
-    signature: str
-    versions: tuple[BundleVersion, ...]
-    labels: tuple[tuple[str, int], ...]
-
-
-@dataclass(frozen=True)
-class Batching:
-    """Server-side batching parameters, resolved from the target and the profiles."""
-
-    max_batch_size: int
-    batch_timeout_micros: int
-    max_enqueued_batches: int
-    num_batch_threads: int
-    allowed_batch_sizes: tuple[int, ...]
-    pad_variable_length_inputs: bool
-
-
-@dataclass(frozen=True)
-class BundleSpec:
-    target: TargetConf
-    target_option: str
-    # Folder name of the bundle; also names the compose project.
-    name: str
-    models: tuple[BundleModel, ...]
-    batching: Batching | None = None
-    # The command that rebuilds this bundle.
-    command: str = "tftrt-build"
-
-    @property
-    def project_name(self) -> str:
-        # DNS-1123 (Kubernetes names) is the strictest rule of the places this name goes.
-        return "tftrt-" + re.sub(r"[^a-z0-9-]+", "-", self.name.lower()).strip("-")
-
-    @property
-    def warmup(self) -> bool:
-        return any(v.warmup_batch_sizes for m in self.models for v in m.versions)
+from tftrt_build.config.schema import TargetKind
+from tftrt_build.emit.compose import ComposeEmitter
+from tftrt_build.emit.k8s import KubernetesEmitter
+from tftrt_build.emit.models_config import ModelsConfigEmitter
+from tftrt_build.emit.server_config import BatchingEmitter, MonitoringEmitter
+from tftrt_build.emit.spec import BundleSpec
 
 
 class Emitter(Protocol):
@@ -77,11 +27,6 @@ class Emitter(Protocol):
 
 
 def emitters_for(spec: BundleSpec) -> list[Emitter]:
-    from tftrt_build.emit.compose import ComposeEmitter
-    from tftrt_build.emit.k8s import KubernetesEmitter
-    from tftrt_build.emit.models_config import ModelsConfigEmitter
-    from tftrt_build.emit.server_config import BatchingEmitter, MonitoringEmitter
-
     deployment: Emitter = (
         KubernetesEmitter() if spec.target.kind is TargetKind.k8s else ComposeEmitter()
     )

@@ -6,20 +6,20 @@ from typing import Any
 
 import yaml
 
-from tftrt_build.emit import CONFIG_DIR, BundleSpec
+from tftrt_build.config.schema import GpusConf, ServiceLayout
 from tftrt_build.emit.health import health_script, server_args
-from tftrt_build.schema import ServiceLayout
+from tftrt_build.emit.spec import CONFIG_DIR, BundleSpec
 
 PATH = "docker-compose.yml"
 SERVICE = "tfserving"
 SERVER_BINARY = "/usr/bin/tensorflow_model_server"
 
 
-def gpu_devices(count: Any, device_ids: list[str]) -> list[dict[str, Any]]:
+def gpu_devices(gpus: GpusConf) -> list[dict[str, Any]]:
     """Compose's GPU reservation: count and device_ids are mutually exclusive."""
-    if device_ids:
-        return [{"driver": "nvidia", "device_ids": list(device_ids), "capabilities": ["gpu"]}]
-    n = 1 if count is None else count
+    if gpus.device_ids:
+        return [{"driver": "nvidia", "device_ids": list(gpus.device_ids), "capabilities": ["gpu"]}]
+    n = gpus.asked()
     if n == 0:
         return []
     return [{"driver": "nvidia", "count": n, "capabilities": ["gpu"]}]
@@ -30,10 +30,10 @@ def services(spec: BundleSpec) -> list[tuple[str, int, list[dict[str, Any]]]]:
     t = spec.target
     if t.services is ServiceLayout.per_gpu:
         return [
-            (f"{SERVICE}-gpu{device}", i * t.port_step, gpu_devices(None, [device]))
+            (f"{SERVICE}-gpu{device}", i * t.port_step, gpu_devices(GpusConf(device_ids=[device])))
             for i, device in enumerate(t.gpus.device_ids)
         ]
-    return [(SERVICE, 0, gpu_devices(t.gpus.count, list(t.gpus.device_ids)))]
+    return [(SERVICE, 0, gpu_devices(t.gpus))]
 
 
 def _service(spec: BundleSpec, offset: int, devices: list[dict[str, Any]]) -> dict[str, Any]:

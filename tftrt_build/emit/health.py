@@ -8,7 +8,7 @@ the served ones are.
 
 from __future__ import annotations
 
-from tftrt_build.emit import BundleSpec
+from tftrt_build.emit.spec import BundleSpec
 
 
 def health_script(spec: BundleSpec, port: int) -> str:

@@ -11,11 +11,11 @@ from typing import Any
 
 import yaml
 
-from tftrt_build.emit import CONFIG_DIR, BundleSpec
 from tftrt_build.emit.compose import SERVER_BINARY
 from tftrt_build.emit.health import health_script, server_args
 from tftrt_build.emit.models_config import ModelsConfigEmitter
 from tftrt_build.emit.server_config import BatchingEmitter, MonitoringEmitter
+from tftrt_build.emit.spec import CONFIG_DIR, BundleSpec
 
 FOLDER = "k8s"
 
@@ -61,7 +61,7 @@ def _container(spec: BundleSpec, name: str) -> dict[str, Any]:
             {"name": "config", "mountPath": CONFIG_DIR, "readOnly": True},
         ],
     }
-    count = t.gpus.count if t.gpus.count is not None else 1
+    count = t.gpus.asked()
     if count:
         container["resources"] = {"limits": {"nvidia.com/gpu": int(count)}}
     return container

@@ -5,7 +5,7 @@ from __future__ import annotations
 from google.protobuf import text_format
 from tensorflow_serving.config import model_server_config_pb2
 
-from tftrt_build.emit import BundleSpec
+from tftrt_build.emit.spec import BundleSpec
 
 PATH = "config/models.config"
 

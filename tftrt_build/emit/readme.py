@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from tftrt_build.emit import BundleSpec
+from tftrt_build.config.schema import TargetKind
 from tftrt_build.emit.compose import services
-from tftrt_build.schema import TargetKind
+from tftrt_build.emit.spec import BundleSpec
 
 PATH = "README.md"
 

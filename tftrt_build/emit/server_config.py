@@ -6,8 +6,8 @@ from typing import Any
 
 from google.protobuf import text_format
 
-from tftrt_build.emit import BundleSpec
 from tftrt_build.emit.protos import BatchingParameters, MonitoringConfig
+from tftrt_build.emit.spec import BundleSpec
 
 BATCHING = "config/batching.config"
 MONITORING = "config/monitoring.config"

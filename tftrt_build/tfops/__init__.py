@@ -1,9 +1,7 @@
-"""Operations that import TensorFlow. Only ``tftrt_build.runner`` (a child process) loads these."""
+"""tfops: the operations that import TensorFlow, run only inside a stage process.
 
+``tftrt_build.execute.runner`` loads one by name for each task (export, inspect, probe, tftrt,
+warmup, predict); nothing else imports this package, so the CLI never loads TensorFlow.
 
-class CapabilityMissing(Exception):
-    """Raised by an operation when this machine lacks what it needs (GPU, TensorRT).
-
-    It lives here, not in the runner: the runner runs as ``__main__``, where a class of its own
-    would not be the one operations raise.
-    """
+May import: ``execute.capabilities``, ``stages.samples``, ``config``, ``errors``.
+"""

@@ -12,15 +12,14 @@ import re
 from pathlib import Path
 from typing import Any
 
-from tftrt_build.capabilities import Capabilities
-from tftrt_build.tfops import CapabilityMissing
+from tftrt_build.execute.capabilities import Capabilities, CapabilityMissing
 from tftrt_build.tfops.inspect import describe
 from tftrt_build.tfops.probe import describe as probe
 
 
 def _batches(task: dict[str, Any], shapes: list[dict[str, list[int]]]) -> list[dict[str, Any]]:
     """Inputs of the given shapes, filled from the model's sample generator."""
-    from tftrt_build.samples import from_task, make
+    from tftrt_build.stages.samples import from_task, make
 
     samples = from_task(task)
     batches = []
@@ -33,7 +32,7 @@ def _batches(task: dict[str, Any], shapes: list[dict[str, list[int]]]) -> list[d
 def _calibration(task: dict[str, Any]) -> list[dict[str, Any]]:
     import numpy as np
 
-    from tftrt_build.samples import from_task, make
+    from tftrt_build.stages.samples import from_task, make
 
     params = task["params"]
     cal = params["calibration"]
@@ -71,7 +70,7 @@ def _compare(source: Path, converted: Path, task: dict[str, Any]) -> dict[str, A
     import numpy as np
     import tensorflow as tf
 
-    from tftrt_build.samples import from_task, make
+    from tftrt_build.stages.samples import from_task, make
 
     params = task["params"]
     samples = from_task(task)

@@ -19,7 +19,7 @@ def run(task: dict[str, Any]) -> dict[str, Any]:
     import tensorflow as tf
     from tensorflow_serving.apis import predict_pb2, prediction_log_pb2
 
-    from tftrt_build.samples import from_task, make
+    from tftrt_build.stages.samples import from_task, make
 
     params = task["params"]
     samples = from_task(task)

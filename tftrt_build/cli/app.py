@@ -1,0 +1,278 @@
+"""What every tftrt-* command does around its Hydra app: one-line errors, exit codes, logs.
+
+Exit codes: 0 done; 1 a stage failed or the lock is stale (mode=check); 2 bad config or lock;
+3 an internal error (a bug: its traceback goes to the run's log file, whose path is printed);
+130 interrupted.
+
+A command is a ``Command`` over a job body. A single run ends with ``SystemExit`` carrying the
+job's code; in a sweep each job leaves its outcome in its run folder and ``SweepSummary``
+(``tftrt_build.cli.sweep``) ends the process with the worst. Nothing here is global state.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import logging
+import os
+import re
+import sys
+import traceback
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from omegaconf import DictConfig, OmegaConf
+from rich.markup import escape
+
+from tftrt_build.cli.console import console
+from tftrt_build.config.explain import COMMAND_LINE, explain
+from tftrt_build.config.options import HydraOptions
+from tftrt_build.config.paths import under
+from tftrt_build.config.schema import Config, register_configs
+from tftrt_build.errors import ConfigError, TftrtError, did_you_mean
+from tftrt_build.store.runs import prune_runs
+
+log = logging.getLogger(__name__)
+# What a job leaves in its run folder for the sweep summary.
+OUTCOME_FILE = "tftrt-outcome.json"
+INTERNAL_ERROR = 3
+INTERRUPTED = 130
+
+
+@dataclass
+class JobContext:
+    """Who is running: the Hydra choices and overrides, and where this job's log goes."""
+
+    choices: dict[str, str]
+    overrides: list[str]
+    # "" for a single run; the job's overrides in a sweep.
+    job: str
+    log_file: Path | None
+    verbose: bool
+
+
+@dataclass
+class Outcome:
+    """What a job ends with: its exit code, and what a sweep summary shows of it."""
+
+    code: int
+    # "build" rows or "bench" cells, as plain data.
+    kind: str = ""
+    items: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self))
+
+
+JobBody = Callable[[Config, HydraOptions, JobContext], Outcome]
+
+
+def print_error(message: str) -> None:
+    console(stderr=True).print(
+        f"[red]error:[/red] {escape(message)}", highlight=False, soft_wrap=True
+    )
+
+
+def to_config(cfg: DictConfig, choices: dict[str, str], options: HydraOptions) -> Config:
+    known = [f.name for f in dataclasses.fields(Config)]
+    for key in cfg:
+        if key not in known:
+            raise ConfigError(
+                "unknown key", key=str(key), file=COMMAND_LINE, hint=did_you_mean(str(key), known)
+            )
+    try:
+        obj = OmegaConf.to_object(cfg)
+    except Exception as exc:
+        raise explain(exc, choices, options) from exc
+    assert isinstance(obj, Config)
+    return obj
+
+
+def from_command_line(
+    error: TftrtError, overrides: list[str], groups: dict[str, str]
+) -> TftrtError:
+    """Blame the command line, not the YAML file, for a value an override set."""
+    if not isinstance(error, ConfigError) or not error.key:
+        return error
+    key = re.sub(r"\[(\d+)\]", r".\1", error.key)
+    for override in overrides:
+        name = override.split("=", 1)[0].lstrip("+~")
+        if name in groups:
+            continue  # profile=fp16 picks a file; the file is still to blame for its values
+        if key == name or key.startswith(name + "."):
+            return ConfigError(error.message, key=error.key, file=COMMAND_LINE, hint=error.hint)
+    return error
+
+
+def report(exc: BaseException, context: JobContext) -> int:
+    """Say what went wrong in one line (and the stage's last lines); return the exit code."""
+    if isinstance(exc, TftrtError):
+        if context.verbose:
+            traceback.print_exception(exc)
+        print_error(str(exc))
+        tail = getattr(exc, "tail", None)
+        if tail and not context.verbose:
+            # A stage that failed: its last log lines say why (verbose=true shows them all).
+            err = console(stderr=True)
+            for line in tail:
+                err.print(f"  [dim]{escape(line)}[/dim]", highlight=False)
+        return exc.exit_code
+    log.error("internal error", exc_info=exc)
+    where = f"; traceback in {context.log_file}" if context.log_file else ""
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    print_error(
+        f"internal error: {type(exc).__name__}{': ' + first if first else ''} "
+        f"(a bug in tftrt-build{where})"
+    )
+    if context.verbose:
+        traceback.print_exception(exc)
+    return INTERNAL_ERROR
+
+
+@contextlib.contextmanager
+def _hydra_raises() -> Iterator[None]:
+    """Let Hydra's own errors reach ``Command.main`` instead of Hydra printing them.
+
+    Hydra prints an exception itself unless HYDRA_FULL_ERROR is set; it is set here, around
+    Hydra's frames only: the job runs with the user's environment (``_user_environment``), so
+    child processes never inherit the forced value.
+    """
+    saved = os.environ.get("HYDRA_FULL_ERROR")
+    os.environ["HYDRA_FULL_ERROR"] = "1"
+    try:
+        yield
+    finally:
+        _restore("HYDRA_FULL_ERROR", saved)
+
+
+@contextlib.contextmanager
+def _user_environment(saved: str | None) -> Iterator[None]:
+    forced = os.environ.get("HYDRA_FULL_ERROR")
+    _restore("HYDRA_FULL_ERROR", saved)
+    try:
+        yield
+    finally:
+        _restore("HYDRA_FULL_ERROR", forced)
+
+
+def _restore(name: str, value: str | None) -> None:
+    if value is None:
+        os.environ.pop(name, None)
+    else:
+        os.environ[name] = value
+
+
+def _wants_traceback(argv: list[str]) -> bool:
+    return os.environ.get("HYDRA_FULL_ERROR") == "1" or any(
+        a.lower() in ("verbose=true", "verbose=1") for a in argv
+    )
+
+
+class Command:
+    """One tftrt-* console command: a Hydra app over tftrt-build's configs and a job body."""
+
+    def __init__(self, body: JobBody) -> None:
+        self.body = body
+        self._user_full_error = os.environ.get("HYDRA_FULL_ERROR")
+        self._tracebacks = False
+
+    def main(self) -> None:
+        register_configs()
+        self._user_full_error = os.environ.get("HYDRA_FULL_ERROR")
+        self._tracebacks = _wants_traceback(sys.argv[1:])
+        app = hydra.main(
+            version_base="1.3", config_path="pkg://tftrt_build.conf", config_name="tftrt_build"
+        )(self.task)
+        try:
+            with _hydra_raises():
+                app()
+        except KeyboardInterrupt:
+            console(stderr=True).print("[red]interrupted[/red]")
+            sys.exit(INTERRUPTED)
+        except Exception as exc:
+            # Composing the config failed, before any job started.
+            if self._tracebacks:
+                raise
+            error = explain(exc, {}, HydraOptions())
+            context = JobContext({}, [], "", None, False)
+            sys.exit(report(error, context))
+        sys.exit(0)
+
+    def task(self, cfg: DictConfig) -> None:
+        """The Hydra task function: run the job, record its outcome, end a single run."""
+        hc = HydraConfig.get()
+        multirun = hc.mode is RunMode.MULTIRUN
+        context = JobContext(
+            choices=dict(hc.runtime.choices),
+            overrides=list(hc.overrides.task),
+            job=" ".join(hc.overrides.task) if multirun else "",
+            log_file=_log_file(),
+            verbose=bool(cfg.get("verbose", False)) or self._tracebacks,
+        )
+        log.info("%s %s", Path(sys.argv[0]).name, " ".join(sys.argv[1:]))
+        with _user_environment(self._user_full_error), _console_log(context.verbose):
+            outcome = self.run_job(cfg, context)
+        if multirun:
+            (Path(hc.runtime.output_dir) / OUTCOME_FILE).write_text(outcome.to_json())
+        elif outcome.code:
+            raise SystemExit(outcome.code)
+
+    def run_job(self, cfg: DictConfig, context: JobContext) -> Outcome:
+        options = HydraOptions(cfg, list(HydraConfig.get().searchpath))
+        try:
+            try:
+                config = to_config(cfg, context.choices, options)
+                _prune_runs(config)
+                return self.body(config, options, context)
+            except TftrtError as exc:
+                raise from_command_line(exc, context.overrides, context.choices) from exc
+        except KeyboardInterrupt:
+            raise
+        except Exception as exc:
+            code = report(exc, context)
+            failed = {"choices": context.choices, "job": context.job, "error": str(exc)}
+            return Outcome(code, "failed", [failed])
+
+
+def _log_file() -> Path | None:
+    """The run's log file, as Hydra's job_logging config names it."""
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.FileHandler):
+            return Path(handler.baseFilename)
+    return None
+
+
+@contextlib.contextmanager
+def _console_log(verbose: bool) -> Iterator[None]:
+    """With verbose=true, what the run logs is shown on the console as well."""
+    if not verbose:
+        yield
+        return
+    from rich.logging import RichHandler
+
+    handler = RichHandler(console=console(stderr=True), show_path=False, markup=False)
+    root = logging.getLogger()
+    root.addHandler(handler)
+    try:
+        yield
+    finally:
+        root.removeHandler(handler)
+
+
+def _prune_runs(config: Config) -> None:
+    if config.cache.keep_runs < 1:
+        raise ConfigError(
+            f"{config.cache.keep_runs}: keep at least 1 run folder (this run's)",
+            key="cache.keep_runs",
+            file=COMMAND_LINE,
+        )
+    current = Path(HydraConfig.get().runtime.output_dir)
+    runs = under(Path.cwd(), config.cache.dir) / "runs"
+    for removed in prune_runs(runs, config.cache.keep_runs, current):
+        log.info("pruned old run folder %s", removed)

@@ -1,0 +1,48 @@
+"""``tftrt-build``: build, plan or check a target, and print what happened."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rich.markup import escape
+
+from tftrt_build import job
+from tftrt_build.cli.app import Command, JobContext, Outcome
+from tftrt_build.cli.console import RichUI, console
+from tftrt_build.cli.tables import details_table, plan_table, stale_table, summary_table
+from tftrt_build.config.options import HydraOptions
+from tftrt_build.config.paths import relative
+from tftrt_build.config.schema import Config, Mode
+
+
+def build(config: Config, options: HydraOptions, context: JobContext) -> Outcome:
+    project = Path.cwd()
+    result = job.run(
+        config, context.choices, options, project, RichUI(context.verbose), context.job
+    )
+    out = console()
+    plan = result.plan
+    lock_name = escape(relative(plan.request.lock_path, project))
+    if result.mode is Mode.plan:
+        out.print(plan_table(plan))
+        out.print(details_table(plan))
+    elif result.mode is Mode.check:
+        if result.stale:
+            out.print(stale_table(result.stale))
+            out.print(f"{lock_name} is out of date: run tftrt-build (mode=build) and commit it")
+        else:
+            out.print(
+                f"{lock_name} is up to date ({len(plan.artifacts)} artifacts, "
+                f"bundle {escape(plan.bundle_id)})"
+            )
+    elif result.build is not None:
+        if not context.job:
+            out.print(summary_table(result.rows))
+        state = "written" if result.build.bundle_written else "unchanged"
+        bundle = escape(relative(result.build.bundle_dir, project))
+        out.print(f"bundle: {bundle} ({state})  lock: {lock_name}")
+    return Outcome(result.code, "build", [row.to_dict() for row in result.rows])
+
+
+def main() -> None:
+    Command(build).main()

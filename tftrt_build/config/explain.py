@@ -1,0 +1,153 @@
+"""Turn Hydra's and OmegaConf's errors into one ConfigError line naming the file and key.
+
+Hydra reports a bad override or option over several lines (search path, type names, hints).
+Here each known shape becomes ``<file or "command line">: <key>: <what is wrong> (<hint>)``,
+with the nearest valid name for a misspelt option, key or choice.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+from hydra.errors import ConfigCompositionException, MissingConfigException, OverrideParseException
+from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
+
+from tftrt_build.config import schema
+from tftrt_build.config.paths import display_path
+from tftrt_build.errors import ConfigError, TftrtError, did_you_mean
+
+COMMAND_LINE = "command line"
+_IN_CONFIG = re.compile(r"^In '([^']+)'")
+_FULL_KEY = re.compile(r"full_key: (\S+)")
+_NOT_IN = re.compile(r"Key '([^']+)' not in '(\w+)'")
+_CHOICES = re.compile(r"Invalid value '([^']*)', expected one of \[([^\]]*)\]")
+_CONVERT = re.compile(r"Value '([^']*)' of type '\w+' could not be converted to (\w+)")
+
+
+def explain(exc: BaseException, choices: dict[str, str], options: Any) -> TftrtError:
+    """The one-line error for an exception raised while composing or converting the config."""
+    if isinstance(exc, TftrtError):
+        return exc
+    if isinstance(exc, MissingConfigException):
+        return _missing_option(exc, options)
+    if isinstance(exc, OverrideParseException):
+        first = str(exc).splitlines()[0]
+        return ConfigError(f"cannot parse an override: {first}", file=COMMAND_LINE)
+    if isinstance(exc, yaml.MarkedYAMLError):
+        return _yaml_error(exc, options)
+    if isinstance(exc, ConfigCompositionException):
+        return _composition(exc, choices, options)
+    if isinstance(exc, OmegaConfBaseException):
+        key = getattr(exc, "full_key", None) or None
+        return _value_error(_first_line(exc), key, _file_of_key(key, choices, options), exc)
+    return ConfigError(_first_line(exc))
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = [line for line in str(exc).splitlines() if line.strip()]
+    return lines[0].strip() if lines else type(exc).__name__
+
+
+def _missing_option(exc: MissingConfigException, options: Any) -> ConfigError:
+    missing = exc.missing_cfg_file or ""
+    group, _, name = missing.rpartition("/")
+    where = _IN_CONFIG.match(str(exc))
+    file = COMMAND_LINE
+    if where and where.group(1) != "tftrt_build":
+        file = _file_of_path(where.group(1), options) or where.group(1)
+    if not group:
+        return ConfigError(f"no config '{missing}'", file=file)
+    available = list(exc.options or [])
+    return ConfigError(
+        f"no {group} option '{name}' (options: {', '.join(available) or 'none'})",
+        key=group,
+        file=file,
+        hint=did_you_mean(name, available),
+    )
+
+
+def _yaml_error(exc: yaml.MarkedYAMLError, options: Any) -> ConfigError:
+    mark = exc.problem_mark
+    where = "a config file"
+    if mark is not None:
+        where = f"{display_path(Path(mark.name))}:{mark.line + 1}:{mark.column + 1}"
+    return ConfigError(f"invalid YAML: {exc.problem or exc.context}", file=where)
+
+
+def _composition(
+    exc: ConfigCompositionException, choices: dict[str, str], options: Any
+) -> ConfigError:
+    text = str(exc)
+    cause = exc.__cause__
+    in_file = _IN_CONFIG.match(text)
+    if in_file:
+        # A YAML option failed against its schema: "In 'model/bad': ... full_key: model.x".
+        file = _file_of_path(in_file.group(1), options) or in_file.group(1)
+        body = text.split("\n", 1)[1] if "\n" in text else text
+        key_match = _FULL_KEY.search(body)
+        key = key_match.group(1) if key_match else None
+        return _value_error(body.splitlines()[0].strip(), key, file, cause)
+    if isinstance(cause, OmegaConfBaseException):
+        key = getattr(cause, "full_key", None) or None
+        return _value_error(_first_line(cause), key, COMMAND_LINE, cause)
+    return ConfigError(_first_line(exc), file=COMMAND_LINE)
+
+
+def _value_error(
+    message: str, key: str | None, file: str | None, cause: BaseException | None
+) -> ConfigError:
+    if m := _NOT_IN.search(message):
+        wrong, schema_name = m.group(1), m.group(2)
+        return ConfigError(
+            "unknown key",
+            key=key,
+            file=file,
+            hint=did_you_mean(wrong, _fields_of(schema_name)),
+        )
+    if m := _CHOICES.search(message):
+        allowed = [c.strip() for c in m.group(2).split(",")]
+        return ConfigError(
+            f"'{m.group(1)}' is not one of {', '.join(allowed)}",
+            key=key,
+            file=file,
+            hint=did_you_mean(m.group(1), allowed),
+        )
+    if m := _CONVERT.search(message):
+        kind = {"Integer": "an integer", "Float": "a number", "Boolean": "true or false"}
+        return ConfigError(
+            f"'{m.group(1)}' is not {kind.get(m.group(2), m.group(2))}", key=key, file=file
+        )
+    if isinstance(cause, MissingMandatoryValue) or "missing mandatory value" in message.lower():
+        return ConfigError(
+            "has no value; set it in the file or on the command line", key=key, file=file
+        )
+    return ConfigError(message, key=key, file=file)
+
+
+def _fields_of(schema_name: str) -> list[str]:
+    cls = getattr(schema, schema_name, None)
+    if cls is None or not dataclasses.is_dataclass(cls):
+        return []
+    return [f.name for f in dataclasses.fields(cls)]
+
+
+def _file_of_path(config_path: str, options: Any) -> str | None:
+    group, _, name = config_path.rpartition("/")
+    if not group:
+        return None
+    found: str | None = options.file(group, name)
+    return found
+
+
+def _file_of_key(key: str | None, choices: dict[str, str], options: Any) -> str | None:
+    if not key:
+        return None
+    group = key.split(".", 1)[0].split("[", 1)[0]
+    if group in choices:
+        found: str | None = options.file(group, choices[group])
+        return found
+    return None

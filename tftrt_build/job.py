@@ -1,0 +1,146 @@
+"""One tftrt-build job: configs -> request -> plan -> check or build, as data the CLI prints.
+
+``run`` is what a job of any launcher does in each mode; it returns a ``JobResult`` (the
+summary rows, the exit code, and the plan or build it made) and prints nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tftrt_build.build import BuildResult, run_build
+from tftrt_build.build.ui import UI
+from tftrt_build.config.request import BuildRequest, Options
+from tftrt_build.config.resolve import resolve
+from tftrt_build.config.schema import Config, ExecutorConf, ExecutorKind, Mode, VerifyMode
+from tftrt_build.execute.local import LocalExecutor
+from tftrt_build.execute.task import Executor
+from tftrt_build.plan import Plan, make_plan
+from tftrt_build.plan.reasons import stale
+from tftrt_build.store.cache import Store
+from tftrt_build.store.digest import StatCache
+from tftrt_build.store.lock import read_lock
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Row:
+    """One served version in a summary: what the table shows and a sweep collects."""
+
+    model: str
+    profile: str
+    version: int | None
+    key: str
+    status: str  # hit, built, planned, stale, current, failed
+    size: int | None
+    seconds: float | None
+    job: str = ""
+    note: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class JobResult:
+    mode: Mode
+    rows: list[Row]
+    code: int
+    plan: Plan
+    # mode=check: what in the lock disagrees with the configs and inputs.
+    stale: list[tuple[str, str]] = field(default_factory=list)
+    build: BuildResult | None = None
+
+
+def make_executor(conf: ExecutorConf, cache_dir: Path) -> Executor:
+    if conf.kind is ExecutorKind.docker:
+        from tftrt_build.execute.docker import DockerExecutor  # the Docker SDK only when used
+
+        return DockerExecutor(conf, cache_dir)
+    return LocalExecutor(conf.python, cache_dir)
+
+
+def open_store(request: BuildRequest, readonly: bool) -> Store:
+    stat_cache = StatCache(request.cache_dir / "statcache.json")
+    return Store(request.cache_dir, stat_cache, request.verify is VerifyMode.full, readonly)
+
+
+def plan_request(
+    request: BuildRequest, ui: UI | None = None, building: bool = False
+) -> tuple[Plan, Store, Executor]:
+    """The plan of a request, with the store and executor it was made with."""
+    store = open_store(request, readonly=not building)
+    executor = make_executor(request.executor, request.cache_dir)
+    lock = read_lock(request.lock_path)
+    if building:
+        store.clean_tmp()
+    if ui is None:
+        return make_plan(request, store, executor, lock, building=building), store, executor
+    with ui.stage("hashing inputs and checking the cache") as s:
+        plan = make_plan(request, store, executor, lock, building=building, progress=s.advance)
+    return plan, store, executor
+
+
+def plan_rows(plan: Plan, status: str, job: str = "") -> list[Row]:
+    """One row per artifact of a plan that built nothing (plan, check)."""
+    return [
+        Row(a.artifact.model.name, a.artifact.profile.name, None, a.key[:12], status, None, None)
+        for a in plan.artifacts
+    ]
+
+
+def build_rows(result: BuildResult) -> list[Row]:
+    by_id = {r.plan.id: r for r in result.artifacts}
+    rows = []
+    for model in result.plan.request.served:
+        for version in model.versions:
+            r = by_id[version.artifact.id]
+            rows.append(
+                Row(
+                    model=model.name,
+                    profile=version.artifact.profile.name,
+                    version=version.version,
+                    key=r.plan.key[:12],
+                    status="built" if r.built else "hit",
+                    size=r.entry.tree.size,
+                    seconds=round(r.seconds, 2),
+                )
+            )
+    return rows
+
+
+def run(
+    config: Config, choices: dict[str, str], options: Options, project: Path, ui: UI, job: str = ""
+) -> JobResult:
+    request = resolve(config, choices, options, project)
+    building = request.mode is Mode.build
+    log.info(
+        "mode=%s target=%s artifacts=%s",
+        request.mode.value,
+        request.target_option.name,
+        ", ".join(a.id for a in request.artifacts),
+    )
+    plan, store, executor = plan_request(request, ui, building=building)
+    if not building:
+        store.stat_cache.save()
+        if request.mode is Mode.plan:
+            result = JobResult(request.mode, plan_rows(plan, "planned"), 0, plan)
+        else:
+            items = stale(plan)
+            status = "stale" if items else "current"
+            result = JobResult(
+                request.mode, plan_rows(plan, status), 1 if items else 0, plan, items
+            )
+    else:
+        try:
+            built = run_build(plan, store, executor, ui)
+        finally:
+            store.stat_cache.save()
+        result = JobResult(request.mode, build_rows(built), 0, plan, build=built)
+    for row in result.rows:
+        row.job = job
+    return result

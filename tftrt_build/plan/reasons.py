@@ -1,0 +1,95 @@
+"""Why a stage would run, and what in the lock disagrees with the configs: the words users read.
+
+Every rebuild names its cause: the config key or input that moved, with old -> new values,
+computed by comparing the stage's inputs with what ``tftrt.lock`` recorded.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from tftrt_build.plan.records import Plan, StagePlan
+from tftrt_build.store.cache import Lookup
+
+
+def changes(before: Any, after: Any, prefix: str = "") -> list[str]:
+    """Dotted paths whose values differ, with old -> new values: 'args.classes: 10 -> 12'."""
+    if isinstance(before, dict) and isinstance(after, dict):
+        found: list[str] = []
+        for k in sorted(set(before) | set(after), key=str):
+            path = f"{prefix}.{k}" if prefix else str(k)
+            if k not in before:
+                found.append(f"{path}: added")
+            elif k not in after:
+                found.append(f"{path}: removed")
+            else:
+                found.extend(changes(before[k], after[k], path))
+        return found
+    if before == after:
+        return []
+    return [f"{prefix}: {_short(before)} -> {_short(after)}"]
+
+
+def _short(value: Any) -> str:
+    text = json.dumps(value, sort_keys=True) if not isinstance(value, str) else value
+    return text if len(text) <= 20 else text[:12] + "…"
+
+
+def why(stage: StagePlan, locked: dict[str, Any] | None) -> str:
+    """Why a stage would run (or 'cached'), against its entry in the lock."""
+    if stage.lookup.entry is not None:
+        return "cached"
+    if stage.lookup.problem.startswith("damaged"):
+        return stage.lookup.problem
+    if locked is None:
+        return "new: not in tftrt.lock"
+    if locked.get("key") == stage.key:
+        return "not in the cache (the lock is up to date)"
+    diff = changes(
+        {"inputs": locked.get("inputs"), "toolchain": locked.get("toolchain")},
+        {"inputs": stage.inputs, "toolchain": stage.toolchain},
+    )
+    diff = [d.removeprefix("inputs.") for d in diff]
+    if not diff:
+        return "key recipe changed"
+    more = f" (+{len(diff) - 3} more)" if len(diff) > 3 else ""
+    return "changed: " + "; ".join(diff[:3]) + more
+
+
+def bundle_reason(locked: dict[str, Any] | None, key: str, files: dict[str, str]) -> str:
+    """Why the bundle would be written, against its entry in the lock."""
+    if locked is None:
+        return "new: not in tftrt.lock"
+    if locked.get("key") == key:
+        return "unchanged"
+    moved = changes(locked.get("files"), files)[:3]
+    return "changed: " + "; ".join(moved) if moved else "changed: served versions"
+
+
+def stale(plan: Plan) -> list[tuple[str, str]]:
+    """What in tftrt.lock disagrees with the configs and inputs: (item, reason) pairs."""
+    found: list[tuple[str, str]] = []
+    for art in plan.artifacts:
+        locked = plan.lock.artifacts.get(art.id)
+        if locked is None:
+            found.append((art.id, "not in tftrt.lock"))
+            continue
+        for stage in art.stages:
+            entry = locked.get(stage.name) or {}
+            if entry.get("key") != stage.key:
+                found.append((f"{art.id} {stage.name}", why(_unlocked(stage), entry)))
+        if locked.get("config") != art.config():
+            diff = changes(locked.get("config"), art.config())
+            found.append((art.id, "config changed: " + "; ".join(diff[:3])))
+    locked_bundle = plan.lock.bundles.get(plan.bundle_id)
+    if locked_bundle is None:
+        found.append((plan.bundle_id, "bundle not in tftrt.lock"))
+    elif locked_bundle.get("key") != plan.bundle.key:
+        found.append((plan.bundle_id, f"bundle {plan.bundle.reason}"))
+    return found
+
+
+def _unlocked(stage: StagePlan) -> StagePlan:
+    # Compare against the lock as if nothing were cached, so the reason names the change.
+    return StagePlan(stage.name, stage.inputs, stage.toolchain, stage.key, Lookup(None, "absent"))

@@ -1,0 +1,9 @@
+"""store: what persists between runs, and how each write of it stays whole.
+
+Owns the content-addressed cache (``cache``: entries staged, hashed and renamed into place,
+checked on every hit), content digests and the stat cache (``digest``), ``tftrt.lock``
+(``lock``: read, merged and written under a file lock) and the file-system primitives every
+write goes through (``fs``: atomic writes, folder swaps, hard-link copies).
+
+May import: ``tftrt_build.errors``.
+"""

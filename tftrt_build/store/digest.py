@@ -1,0 +1,208 @@
+"""Content digests of files and folders, with a stat cache so unchanged files are read once.
+
+BLAKE3 (multi-threaded) rather than SHA-256: a 100 MB SavedModel hashes at 3-4 GB/s on two
+cores instead of 1.3 GB/s. Archive pins stay SHA-256 because that is what publishers print.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import mmap
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import blake3
+
+from tftrt_build.errors import CacheError
+from tftrt_build.store.fs import atomic_write_text
+
+ALGORITHM = "blake3"
+_CHUNK = 64 << 20
+# A file modified less than this long before it was hashed may change again within the same
+# mtime tick; its cached digest is not trusted (git's "racily clean" rule).
+_RACY_NS = 1_000_000_000
+_STATCACHE_VERSION = 1
+
+Progress = Callable[[int], None]
+
+
+def digest_bytes(data: bytes) -> str:
+    return blake3.blake3(data).hexdigest()
+
+
+def digest_json(obj: Any) -> str:
+    """Digest of canonical JSON: sorted keys, no whitespace, so equal data hash equally."""
+    return digest_bytes(canonical_json(obj).encode())
+
+
+def canonical_json(obj: Any) -> str:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def sha256_file(path: Path, progress: Progress | None = None) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+            if progress:
+                progress(len(chunk))
+    return h.hexdigest()
+
+
+def _blake3_file(path: Path, size: int, progress: Progress | None) -> str:
+    h = blake3.blake3(max_threads=blake3.blake3.AUTO)
+    if size:
+        with path.open("rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+            view = memoryview(mm)
+            try:
+                for start in range(0, size, _CHUNK):
+                    part = view[start : start + _CHUNK]
+                    h.update(part)
+                    part.release()
+                    if progress:
+                        progress(min(_CHUNK, size - start))
+            finally:
+                view.release()
+    return h.hexdigest()
+
+
+class StatCache:
+    """Remembers (size, mtime, inode, device) -> digest per absolute path, in one JSON file."""
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+        self._entries: dict[str, list[Any]] = {}
+        self._dirty: dict[str, list[Any]] = {}
+        self._forgotten: set[str] = set()
+        if path is not None and path.is_file():
+            try:
+                data = json.loads(path.read_text())
+                if data.get("version") == _STATCACHE_VERSION:
+                    self._entries = data["entries"]
+            except (OSError, ValueError, KeyError, TypeError):
+                # A damaged stat cache only costs re-hashing; start afresh.
+                self._entries = {}
+
+    @staticmethod
+    def _stamp(st: os.stat_result) -> list[int]:
+        return [st.st_size, st.st_mtime_ns, st.st_ino, st.st_dev]
+
+    def lookup(self, path: Path, st: os.stat_result) -> str | None:
+        entry = self._entries.get(str(path))
+        if entry is None or entry[:4] != self._stamp(st):
+            return None
+        hashed_at = int(entry[4])
+        if st.st_mtime_ns + _RACY_NS > hashed_at:
+            return None
+        return str(entry[5])
+
+    def record(self, path: Path, st: os.stat_result, digest: str, hashed_at: int) -> None:
+        entry = [*self._stamp(st), hashed_at, digest]
+        self._entries[str(path)] = entry
+        self._dirty[str(path)] = entry
+
+    def forget(self, prefix: Path) -> None:
+        """Drop entries under a folder (an evicted cache entry)."""
+        start = str(prefix.absolute()) + os.sep
+        for key in [k for k in self._entries if k.startswith(start)]:
+            del self._entries[key]
+            self._dirty.pop(key, None)
+            self._forgotten.add(key)
+
+    def move(self, old: Path, new: Path) -> None:
+        """Re-key entries of a folder that was renamed (inodes and mtimes are unchanged)."""
+        start = str(old.absolute()) + os.sep
+        for key in [k for k in self._entries if k.startswith(start)]:
+            entry = self._entries.pop(key)
+            self._dirty.pop(key, None)
+            moved = str(new.absolute()) + os.sep + key[len(start) :]
+            self._entries[moved] = entry
+            self._dirty[moved] = entry
+
+    def save(self) -> None:
+        if self.path is None or not (self._dirty or self._forgotten):
+            return
+        # Merge with what another process may have written meanwhile; ours wins per path.
+        merged = StatCache(self.path)._entries
+        merged.update(self._dirty)
+        for key in self._forgotten:
+            merged.pop(key, None)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(
+                self.path, json.dumps({"version": _STATCACHE_VERSION, "entries": merged})
+            )
+        except OSError as exc:
+            raise CacheError(f"cannot write the stat cache {self.path}: {exc}") from exc
+        self._dirty = {}
+        self._forgotten = set()
+
+
+def hash_file(path: Path, cache: StatCache | None = None, progress: Progress | None = None) -> str:
+    path = path.absolute()
+    st = path.stat()
+    if cache is not None and (hit := cache.lookup(path, st)) is not None:
+        if progress:
+            progress(st.st_size)
+        return hit
+    started = time.time_ns()
+    digest = _blake3_file(path, st.st_size, progress)
+    after = path.stat()
+    # Only remember a digest if the file did not change while it was being read.
+    if cache is not None and _same_state(st, after):
+        cache.record(path, after, digest, started)
+    return digest
+
+
+def _same_state(a: os.stat_result, b: os.stat_result) -> bool:
+    return (a.st_size, a.st_mtime_ns, a.st_ino) == (b.st_size, b.st_mtime_ns, b.st_ino)
+
+
+@dataclass(frozen=True)
+class FileDigest:
+    path: str  # POSIX path relative to the tree root
+    size: int
+    digest: str
+
+
+@dataclass(frozen=True)
+class TreeDigest:
+    digest: str
+    files: tuple[FileDigest, ...]
+
+    @property
+    def size(self) -> int:
+        return sum(f.size for f in self.files)
+
+
+def list_files(root: Path) -> list[Path]:
+    """Regular files under root (symlinks followed), in a fixed order."""
+    found: list[Path] = []
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
+        dirnames.sort()
+        found.extend(Path(dirpath, name) for name in sorted(filenames))
+    return sorted(found, key=lambda p: p.relative_to(root).as_posix())
+
+
+def tree_size(root: Path) -> int:
+    return sum(p.stat().st_size for p in list_files(root))
+
+
+def combine(files: list[FileDigest]) -> str:
+    return digest_json([[f.path, f.size, f.digest] for f in sorted(files, key=lambda f: f.path)])
+
+
+def hash_tree(
+    root: Path, cache: StatCache | None = None, progress: Progress | None = None
+) -> TreeDigest:
+    """Digest of a folder: its files' relative paths, sizes and content digests."""
+    files = [
+        FileDigest(p.relative_to(root).as_posix(), p.stat().st_size, hash_file(p, cache, progress))
+        for p in list_files(root)
+    ]
+    return TreeDigest(combine(files), tuple(files))

@@ -1,0 +1,99 @@
+"""tftrt.lock: what was built from what, for review in pull requests.
+
+YAML in a fixed order (schema, hash, artifacts by id, bundles by folder), no times, hosts or
+absolute paths, so two clean builds of the same configs write the same file anywhere.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from tftrt_build.errors import LockError
+from tftrt_build.store.digest import ALGORITHM
+from tftrt_build.store.fs import atomic_write_text
+
+SCHEMA = 1
+HEADER = (
+    "# tftrt.lock: written by tftrt-build. Commit it; review its changes in pull requests;\n"
+    "# `tftrt-build mode=check` fails when it is out of date with conf/ and the inputs.\n"
+)
+
+
+@dataclass
+class Lock:
+    artifacts: dict[str, dict[str, Any]] = field(default_factory=dict)
+    bundles: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def to_yaml(self) -> str:
+        data = {
+            "schema": SCHEMA,
+            "hash": ALGORITHM,
+            "artifacts": {k: self.artifacts[k] for k in sorted(self.artifacts)},
+            "bundles": {k: self.bundles[k] for k in sorted(self.bundles)},
+        }
+        return HEADER + yaml.dump(data, Dumper=_Dumper, sort_keys=False, width=100)
+
+    @classmethod
+    def from_yaml(cls, text: str, where: str) -> Lock:
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise LockError(f"{where}: not valid YAML ({exc.__class__.__name__})") from exc
+        if not isinstance(data, dict):
+            raise LockError(f"{where}: not a tftrt.lock (expected a mapping)")
+        if data.get("schema") != SCHEMA:
+            raise LockError(
+                f"{where}: schema {data.get('schema')!r} is not the supported {SCHEMA}; "
+                "rebuild with mode=build to rewrite it"
+            )
+        if data.get("hash") != ALGORITHM:
+            raise LockError(f"{where}: digests are {data.get('hash')!r}, expected {ALGORITHM}")
+        return cls(dict(data.get("artifacts") or {}), dict(data.get("bundles") or {}))
+
+
+class _Dumper(yaml.SafeDumper):
+    """Block style for mappings (a diff line per key), flow style for lists of scalars."""
+
+
+def _represent_list(dumper: yaml.SafeDumper, value: list[Any]) -> yaml.Node:
+    flow = all(isinstance(v, str | int | float | bool) or v is None for v in value)
+    return dumper.represent_sequence("tag:yaml.org,2002:seq", value, flow_style=flow)
+
+
+_Dumper.add_representer(list, _represent_list)
+
+
+def read_lock(path: Path) -> Lock:
+    if not path.is_file():
+        return Lock()
+    return Lock.from_yaml(path.read_text(encoding="utf-8"), path.name)
+
+
+@contextlib.contextmanager
+def updating(path: Path) -> Iterator[Lock]:
+    """Read, let the caller change, and write the lock, one process at a time.
+
+    Jobs of a parallel sweep each update their own entries; the file lock keeps their
+    read-modify-write cycles from interleaving.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        lock = read_lock(path)
+        before = lock.to_yaml()
+        yield lock
+        after = lock.to_yaml()
+        if after != before or not path.exists():
+            atomic_write_text(path, after)
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
