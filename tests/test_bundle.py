@@ -19,13 +19,14 @@ import yaml
 from conftest import Project
 from test_emit import compose_binary, compose_schema
 
-from tftrt_build.build.bundle import BundleWrite, write_bundle
+from tftrt_build.build.bundle import BundleWrite, check_replaceable, stage_bundle
 from tftrt_build.emit.models_config import parse as parse_models_config
 from tftrt_build.emit.server_config import parse_batching, parse_monitoring
 from tftrt_build.errors import ConfigError
 from tftrt_build.execute.local import LocalExecutor
 from tftrt_build.plan import make_plan
 from tftrt_build.store.cache import Store
+from tftrt_build.store.commit import BundleCommit
 from tftrt_build.store.digest import StatCache
 from tftrt_build.store.lock import Lock
 
@@ -258,7 +259,6 @@ def test_built_bundle_with_batching_and_warmup(catalogue: Project) -> None:
         "target=two_models",
         "target.batching.enabled=true",
         "target.warmup.batch_sizes=[1,4]",
-        "target.link=copy",
     )
     assert result.code == 0, result.err
     bundle = catalogue.root / "bundles" / "two_models"
@@ -270,7 +270,7 @@ def test_built_bundle_with_batching_and_warmup(catalogue: Project) -> None:
     assert (bundle / "config" / "batching.config").is_file()
     readme = (bundle / "README.md").read_text()
     assert "| 1 | stable | `native` |" in readme and "docker compose up -d" in readme
-    # target.link=copy: the bundle does not share inodes with the cache.
+    # The bundle does not share inodes with the cache.
     assert (bundle / "models/tiny/1/saved_model.pb").stat().st_nlink == 1
     doc = json.loads((bundle / "bundle.json").read_text())
     assert sorted(doc["files"]) == [
@@ -294,13 +294,17 @@ def test_failed_emit_leaves_the_previous_bundle(demo_build: Project, tmp_path: P
     assert entry is not None
     spec = type("Spec", (), {})()  # never reached: the layer below fails first
     # A version folder that collides with the artifact's own assets.extra/ makes emit fail.
-    broken = BundleWrite(
-        spec, "k", {}, {("demo", 1): [(entry, ""), (entry, "variables")]}, hardlink=True
-    )
-    with pytest.raises(ConfigError):
-        write_bundle(bundle, broken)
+    broken = BundleWrite(spec, "k", {}, {("demo", 1): [(entry, ""), (entry, "variables")]})
+    cache = tmp_path / "cache"
+    commit = BundleCommit(cache, bundle, tmp_path / "tftrt.lock")
+    try:
+        with pytest.raises(ConfigError):
+            stage_bundle(commit.staged, broken, bundle)
+    finally:
+        commit.close()
     assert sorted(p.relative_to(bundle) for p in bundle.rglob("*")) == before
     assert [p.name for p in bundle.parent.iterdir()] == ["b"]  # no staging folder left
+    assert not list((cache / "tmp").iterdir())
 
 
 def test_foreign_folder_is_never_replaced(demo_build: Project, tmp_path: Path) -> None:
@@ -308,5 +312,5 @@ def test_foreign_folder_is_never_replaced(demo_build: Project, tmp_path: Path) -
     folder.mkdir()
     (folder / "notes.txt").write_text("keep me")
     with pytest.raises(ConfigError, match="is not a tftrt-build bundle"):
-        write_bundle(folder, BundleWrite(None, "k", {}, {}, hardlink=True))  # type: ignore[arg-type]
+        check_replaceable(folder)
     assert (folder / "notes.txt").read_text() == "keep me"

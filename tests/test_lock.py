@@ -37,7 +37,7 @@ def test_bad_lock_files(text: str, message: str) -> None:
 
 
 def _add(path: str, name: str) -> None:
-    with updating(Path(path)) as lock:
+    with updating(Path(path), Path(path).parent / "cache") as lock:
         lock.artifacts[name] = {"key": name}
 
 
@@ -56,6 +56,6 @@ def test_unchanged_lock_is_not_rewritten(tmp_path: Path) -> None:
     path = tmp_path / "tftrt.lock"
     _add(str(path), "a/b")
     before = path.stat().st_mtime_ns
-    with updating(path):
+    with updating(path, tmp_path / "cache"):
         pass
     assert path.stat().st_mtime_ns == before

@@ -6,6 +6,7 @@ summary rows, the exit code, and the plan or build it made) and prints nothing.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -16,6 +17,7 @@ from tftrt_build.build.ui import UI
 from tftrt_build.config.request import BuildRequest, Options
 from tftrt_build.config.resolve import resolve
 from tftrt_build.config.schema import Config, ExecutorConf, ExecutorKind, Mode, VerifyMode
+from tftrt_build.errors import CacheError
 from tftrt_build.execute.local import LocalExecutor
 from tftrt_build.execute.task import Executor
 from tftrt_build.plan import Plan, make_plan
@@ -64,9 +66,17 @@ def make_executor(conf: ExecutorConf, cache_dir: Path) -> Executor:
     return LocalExecutor(conf.python, cache_dir)
 
 
+def full_verify(request: BuildRequest) -> bool:
+    """Whether every digest is computed from the bytes: cache.verify=full, or auto in check."""
+    return request.verify is VerifyMode.full or (
+        request.verify is VerifyMode.auto and request.mode is Mode.check
+    )
+
+
 def open_store(request: BuildRequest, readonly: bool) -> Store:
-    stat_cache = StatCache(request.cache_dir / "statcache.json")
-    return Store(request.cache_dir, stat_cache, request.verify is VerifyMode.full, readonly)
+    full = full_verify(request)
+    stat_cache = StatCache(request.cache_dir / "statcache.json", trust=not full)
+    return Store(request.cache_dir, stat_cache, full, readonly)
 
 
 def plan_request(
@@ -77,7 +87,7 @@ def plan_request(
     executor = make_executor(request.executor, request.cache_dir)
     lock = read_lock(request.lock_path)
     if building:
-        store.clean_tmp()
+        store.clean_tmp([request.bundle_dir.parent, request.lock_path.parent])
     if ui is None:
         return make_plan(request, store, executor, lock, building=building), store, executor
     with ui.stage("hashing inputs and checking the cache") as s:
@@ -130,7 +140,7 @@ def run(
         if request.mode is Mode.plan:
             result = JobResult(request.mode, plan_rows(plan, "planned"), 0, plan)
         else:
-            items = stale(plan)
+            items = stale(plan, store.stat_cache)
             status = "stale" if items else "current"
             result = JobResult(
                 request.mode, plan_rows(plan, status), 1 if items else 0, plan, items
@@ -138,8 +148,12 @@ def run(
     else:
         try:
             built = run_build(plan, store, executor, ui)
-        finally:
-            store.stat_cache.save()
+        except BaseException:
+            # Keep what was hashed, but never let that hide why the build failed.
+            with contextlib.suppress(CacheError):
+                store.stat_cache.save()
+            raise
+        store.stat_cache.save()
         result = JobResult(request.mode, build_rows(built), 0, plan, build=built)
     for row in result.rows:
         row.job = job

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,15 +46,38 @@ def build_artifact(art: ArtifactPlan, store: Store, ui: UI) -> ArtifactResult:
         ui.note(f"{art.id} convert: cached {convert.key[:12]} (source not needed)")
         log.info("%s convert: cache hit %s", art.id, convert.key)
         return ArtifactResult(art, convert.entry, built=False, seconds=0.0)
-    src_entry = source.entry
-    if src_entry is not None:
-        ui.note(f"{art.id} source: cached {source.key[:12]}")
-        log.info("%s source: cache hit %s", art.id, source.key)
-    else:
+    # One process builds a key; others that need it at the same time wait and reuse it.
+    with store.claim(convert.key, _waiting(ui, art.id, "convert", convert.key)) as found:
+        if found.entry is not None:
+            ui.note(f"{art.id} convert: built meanwhile by another process {convert.key[:12]}")
+            log.info("%s convert: committed by another process %s", art.id, convert.key)
+            return ArtifactResult(art, found.entry, built=False, seconds=0.0)
+        src_entry = source.entry or _build_source(art, store, ui)
+        entry = _build_convert(art, src_entry, store, ui)
+    seconds = time.monotonic() - started
+    log.info("%s: built in %.1f s", art.id, seconds)
+    return ArtifactResult(art, entry, built=True, seconds=seconds)
+
+
+def _waiting(ui: UI, what: str, stage: str, key: str) -> Callable[[], None]:
+    label = f"{what} {stage}".strip()
+
+    def note() -> None:
+        ui.note(f"{label}: waiting for another process that builds {key[:12]}")
+
+    return note
+
+
+def _build_source(art: ArtifactPlan, store: Store, ui: UI) -> Entry:
+    source = art.source
+    with store.claim(source.key, _waiting(ui, art.id, "source", source.key)) as found:
+        if found.entry is not None:
+            ui.note(f"{art.id} source: built meanwhile by another process {source.key[:12]}")
+            return found.entry
         log.info("%s source: building %s (%s)", art.id, source.key, source.reason)
         with ui.stage(f"{art.id} source: {source.reason}") as s, store.staging(source.key) as tmp:
             report = art.origin.obtain(tmp / "data", s.log, s.advance)
-            src_entry = store.commit(
+            return store.commit(
                 source.key,
                 tmp,
                 {
@@ -65,6 +89,13 @@ def build_artifact(art: ArtifactPlan, store: Store, ui: UI) -> ArtifactResult:
                 },
                 s.advance,
             )
+
+
+def _build_convert(art: ArtifactPlan, src_entry: Entry, store: Store, ui: UI) -> Entry:
+    convert = art.convert
+    if art.source.entry is not None:
+        ui.note(f"{art.id} source: cached {art.source.key[:12]}")
+        log.info("%s source: cache hit %s", art.id, art.source.key)
     profile, model = art.artifact.profile, art.artifact.model
     log.info("%s convert: building %s (%s)", art.id, convert.key, convert.reason)
     with ui.stage(f"{art.id} convert: {convert.reason}") as s, store.staging(convert.key) as tmp:
@@ -73,7 +104,7 @@ def build_artifact(art: ArtifactPlan, store: Store, ui: UI) -> ArtifactResult:
         )
         # A conversion that must not ship (no engine, wrong outputs) never reaches the cache.
         art.converter.accept(report, profile)
-        entry = store.commit(
+        return store.commit(
             convert.key,
             tmp,
             {
@@ -88,9 +119,6 @@ def build_artifact(art: ArtifactPlan, store: Store, ui: UI) -> ArtifactResult:
             },
             s.advance,
         )
-    seconds = time.monotonic() - started
-    log.info("%s: built in %.1f s", art.id, seconds)
-    return ArtifactResult(art, entry, built=True, seconds=seconds)
 
 
 def build_warmup(w: WarmupPlan, store: Store, executor: Executor, ui: UI) -> Entry:
@@ -98,17 +126,20 @@ def build_warmup(w: WarmupPlan, store: Store, executor: Executor, ui: UI) -> Ent
         log.info("%s/%s warm-up: cache hit %s", w.model, w.version, w.stage.key)
         return w.stage.entry
     title = f"{w.model}/{w.version} warm-up records"
-    log.info("%s: building %s", title, w.stage.key)
-    with ui.stage(f"{title}: {w.stage.reason}") as s, store.staging(w.stage.key) as tmp:
-        result = executor.run(Task("warmup", w.params, w.files, tmp / "data", title), s.log)
-        return store.commit(
-            w.stage.key,
-            tmp,
-            {
-                "stage": "warmup",
-                "inputs": w.stage.inputs,
-                "toolchain": w.stage.toolchain,
-                "report": result,
-            },
-            s.advance,
-        )
+    with store.claim(w.stage.key, _waiting(ui, title, "", w.stage.key)) as found:
+        if found.entry is not None:
+            return found.entry
+        log.info("%s: building %s", title, w.stage.key)
+        with ui.stage(f"{title}: {w.stage.reason}") as s, store.staging(w.stage.key) as tmp:
+            result = executor.run(Task("warmup", w.params, w.files, tmp / "data", title), s.log)
+            return store.commit(
+                w.stage.key,
+                tmp,
+                {
+                    "stage": "warmup",
+                    "inputs": w.stage.inputs,
+                    "toolchain": w.stage.toolchain,
+                    "report": result,
+                },
+                s.advance,
+            )

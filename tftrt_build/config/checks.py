@@ -15,6 +15,7 @@ from tftrt_build.config.profiles import gpu_specific
 from tftrt_build.config.request import ArtifactSpec
 from tftrt_build.config.schema import (
     ConverterKind,
+    LinkMode,
     ModelConf,
     SampleKind,
     ServiceLayout,
@@ -134,6 +135,15 @@ def check_target(target: TargetConf, file: str | None) -> None:
         raise fail("gpus.count", f"'{count}' is neither a number of GPUs nor 'all'")
     if not target.model_base_path.startswith("/"):
         raise fail("model_base_path", "must be an absolute path inside the container")
+    if target.link is LinkMode.hardlink:
+        # Retired: a bundle sharing inodes with the cache let an edit of either change both.
+        raise fail(
+            "link",
+            "hardlink is no longer supported: a bundle that shares files with the cache lets an "
+            "edit of either change both; bundles are copies (reflinks where the file system "
+            "can)",
+            "remove target.link or set it to copy",
+        )
     _check_layout(target, fail)
     b = target.batching
     for key in ("batch_timeout_micros", "max_enqueued_batches", "num_batch_threads"):

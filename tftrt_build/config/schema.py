@@ -55,8 +55,8 @@ class TargetKind(Enum):
 
 
 class LinkMode(Enum):
-    hardlink = "hardlink"  # version folders share files with the cache (falls back to copy)
-    copy = "copy"
+    copy = "copy"  # version folders are copies of the cache's files (reflinks where possible)
+    hardlink = "hardlink"  # retired, refused: the bundle shared inodes with the cache
 
 
 class ExecutorKind(Enum):
@@ -65,8 +65,9 @@ class ExecutorKind(Enum):
 
 
 class VerifyMode(Enum):
-    stat = "stat"  # re-hash a cache entry's file only when its size/mtime/inode changed
-    full = "full"  # re-hash every file of every entry used
+    auto = "auto"  # full in mode=check, stat otherwise
+    stat = "stat"  # re-hash a file only when its size/mtime/inode changed (trusts the stat cache)
+    full = "full"  # re-hash every input, every cache entry used and the bundle
 
 
 @dataclass
@@ -324,8 +325,8 @@ class TargetConf:
     models: list[ServedModelConf] = field(default_factory=list)
     # Where the bundle is written, relative to the project.
     bundle_dir: str = MISSING
-    # How version folders are filled from the cache.
-    link: LinkMode = LinkMode.hardlink
+    # How version folders are filled from the cache: copy (hardlink is refused).
+    link: LinkMode = LinkMode.copy
     # Where the model repository is mounted inside the serving container.
     model_base_path: str = "/models"
     restart: str = "unless-stopped"
@@ -410,7 +411,7 @@ class BenchConf:
 class CacheConf:
     # Content-addressed store; TFTRT_CACHE_DIR moves it.
     dir: str = "${oc.env:TFTRT_CACHE_DIR,.tftrt-cache}"
-    verify: VerifyMode = VerifyMode.stat
+    verify: VerifyMode = VerifyMode.auto
     # Run folders (<dir>/runs/: each run's log) kept; older ones are removed.
     keep_runs: int = 20
 

@@ -21,7 +21,6 @@ import json
 import logging
 import os
 import socket
-import tempfile
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -32,6 +31,7 @@ from tftrt_build.execute.task import TAIL_LINES, LogSink, Task, TaskFailed, resu
 from tftrt_build.execute.transfer import IN, IO, OUT, download, fetch_json, lines, upload
 from tftrt_build.store.digest import digest_json
 from tftrt_build.store.fs import atomic_write_text, process_alive
+from tftrt_build.store.tmp import task_dir
 
 log = logging.getLogger(__name__)
 LABEL = "tftrt-build.owner"
@@ -187,7 +187,7 @@ class DockerExecutor:
 
     def run(self, task: Task, sink: LogSink) -> dict[str, Any]:
         title = task.title or task.op
-        with tempfile.TemporaryDirectory(prefix="tftrt-docker-") as tmp:
+        with task_dir(self.cache_dir, "docker") as tmp:
             io_dir = Path(tmp)
             io_dir.chmod(0o777)
             spec = {

@@ -11,7 +11,6 @@ import os
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -29,6 +28,7 @@ from tftrt_build.execute.task import (
 )
 from tftrt_build.store.digest import digest_json
 from tftrt_build.store.fs import atomic_write_text
+from tftrt_build.store.tmp import task_dir
 
 log = logging.getLogger(__name__)
 # Environment variables that change what the TensorRT probe finds.
@@ -110,7 +110,7 @@ class LocalExecutor:
         return dict(json.loads(out))
 
     def run(self, task: Task, sink: LogSink) -> dict[str, Any]:
-        with tempfile.TemporaryDirectory(prefix="tftrt-task-") as tmp:
+        with task_dir(self.cache_dir, "task") as tmp:
             result_file = Path(tmp, "result.json")
             spec = {
                 "op": task.op,

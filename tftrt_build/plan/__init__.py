@@ -39,5 +39,13 @@ def make_plan(
         for a in request.artifacts
     ]
     check_serving(request, artifacts)
-    bundle = plan_bundle(request, {a.id: a.key for a in artifacts}, store, executor, lock, progress)
+    bundle = plan_bundle(
+        request,
+        {a.id: a.key for a in artifacts},
+        store,
+        executor,
+        lock,
+        progress,
+        {a.id: a.convert.entry for a in artifacts},
+    )
     return Plan(request, artifacts, bundle, lock, bundle_id(request))

@@ -13,12 +13,14 @@ from tftrt_build.config.schema import ConverterKind, TargetConf
 from tftrt_build.emit import render_all
 from tftrt_build.emit.manifest import file_digests
 from tftrt_build.emit.spec import Batching, BundleModel, BundleSpec, BundleVersion
+from tftrt_build.errors import ConfigError
 from tftrt_build.execute.task import Executor
 from tftrt_build.plan.batching import resolve_batching
+from tftrt_build.plan.integrity import WARMUP_DIR, bundle_edits, version_files
 from tftrt_build.plan.keys import KEY_SALT, stage_key
 from tftrt_build.plan.reasons import bundle_reason
 from tftrt_build.plan.records import BundlePlan, StagePlan, WarmupPlan
-from tftrt_build.store.cache import Store
+from tftrt_build.store.cache import Entry, Store
 from tftrt_build.store.digest import Progress, digest_json, hash_file
 from tftrt_build.store.lock import Lock
 
@@ -151,8 +153,14 @@ def plan_bundle(
     executor: Executor,
     lock: Lock,
     progress: Progress | None,
+    entries: dict[str, Entry | None] | None = None,
 ) -> BundlePlan:
-    """The bundle's spec, rendered files, warm-up stages and key, and why it would be written."""
+    """The bundle's spec, rendered files, warm-up stages and key, and why it would be written.
+
+    ``entries`` are the cached artifacts by id (None where not cached), which let the hand
+    edits of a model file be named.
+    """
+    check_bundle_dir(request)
     spec = bundle_spec(request, keys)
     files = render_all(spec)
     warmups = plan_warmups(spec, request, store, executor, progress)
@@ -165,4 +173,34 @@ def plan_bundle(
         }
     )
     reason = bundle_reason(lock.bundles.get(bundle_id(request)), key, file_digests(files))
-    return BundlePlan(spec, files, key, reason=reason, warmups=warmups)
+    expected = {}
+    for m in spec.models:
+        for v in m.versions:
+            entry = (entries or {}).get(v.artifact)
+            warm = next((w for w in warmups if (w.model, w.version) == (m.name, v.version)), None)
+            if entry is None or (warm is not None and warm.stage.entry is None):
+                continue
+            layers = [(entry, "")]
+            if warm is not None and warm.stage.entry is not None:
+                layers.append((warm.stage.entry, WARMUP_DIR))
+            expected[f"{m.name}/{v.version}"] = version_files(layers)
+    edits = bundle_edits(request.bundle_dir, store.stat_cache, expected)
+    if edits and reason == "unchanged":
+        more = f" (+{len(edits) - 3} more)" if len(edits) > 3 else ""
+        reason = "hand edits: " + "; ".join(str(e) for e in edits[:3]) + more
+    return BundlePlan(spec, files, key, reason=reason, warmups=warmups, edits=edits)
+
+
+def check_bundle_dir(request: BuildRequest) -> None:
+    """The bundle's folder must be a folder (or not exist yet), under folders."""
+    folder = request.bundle_dir
+    for path in (folder, *folder.parents):
+        if path.exists() or path.is_symlink():
+            if not path.is_dir():
+                what = "is a file" if path == folder else f"is below the file {path}"
+                raise ConfigError(
+                    f"'{relative(folder, request.project)}' {what}; a bundle needs a folder",
+                    key="target.bundle_dir",
+                    file=request.target_option.file,
+                )
+            return

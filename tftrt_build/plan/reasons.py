@@ -9,8 +9,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from tftrt_build.plan.records import Plan, StagePlan
+from tftrt_build.plan.integrity import artifact_digest_in_bundle, output_mismatch, read_manifest
+from tftrt_build.plan.records import ArtifactPlan, Plan, StagePlan
 from tftrt_build.store.cache import Lookup
+from tftrt_build.store.digest import StatCache
 
 
 def changes(before: Any, after: Any, prefix: str = "") -> list[str]:
@@ -67,8 +69,9 @@ def bundle_reason(locked: dict[str, Any] | None, key: str, files: dict[str, str]
     return "changed: " + "; ".join(moved) if moved else "changed: served versions"
 
 
-def stale(plan: Plan) -> list[tuple[str, str]]:
-    """What in tftrt.lock disagrees with the configs and inputs: (item, reason) pairs."""
+def stale(plan: Plan, stat_cache: StatCache | None = None) -> list[tuple[str, str]]:
+    """What in tftrt.lock disagrees with the configs, inputs, outputs and the bundle on disk:
+    (item, reason) pairs."""
     found: list[tuple[str, str]] = []
     for art in plan.artifacts:
         locked = plan.lock.artifacts.get(art.id)
@@ -79,6 +82,13 @@ def stale(plan: Plan) -> list[tuple[str, str]]:
             entry = locked.get(stage.name) or {}
             if entry.get("key") != stage.key:
                 found.append((f"{art.id} {stage.name}", why(_unlocked(stage), entry)))
+            elif edited := lock_edits(entry, stage.to_lock()):
+                found.append((f"{art.id} {stage.name}", "tftrt.lock was edited: " + edited))
+            if stage.lookup.problem.startswith("damaged"):
+                # What the lock names is in the cache, but not as it was committed.
+                found.append(
+                    (f"{art.id} {stage.name}", f"{stage.lookup.problem} (a build rebuilds it)")
+                )
         if locked.get("config") != art.config():
             diff = changes(locked.get("config"), art.config())
             found.append((art.id, "config changed: " + "; ".join(diff[:3])))
@@ -87,7 +97,83 @@ def stale(plan: Plan) -> list[tuple[str, str]]:
         found.append((plan.bundle_id, "bundle not in tftrt.lock"))
     elif locked_bundle.get("key") != plan.bundle.key:
         found.append((plan.bundle_id, f"bundle {plan.bundle.reason}"))
+    else:
+        if edited := lock_edits(locked_bundle, plan.bundle.to_lock()):
+            found.append((plan.bundle_id, "tftrt.lock was edited: " + edited))
+        doc = read_manifest(plan.request.bundle_dir)
+        if doc is not None and doc.get("key") != plan.bundle.key:
+            found.append(
+                (
+                    plan.bundle_id,
+                    f"the bundle on disk ({str(doc.get('key'))[:12]}) is not the one tftrt.lock "
+                    f"records ({plan.bundle.key[:12]}); run tftrt-build to write it",
+                )
+            )
+    found += output_mismatches(plan, stat_cache or StatCache(None))
+    found += [
+        (f"{plan.bundle_id}/{e.path}", f"{e.what} by hand: the next build replaces it")
+        for e in plan.bundle.edits
+    ]
     return found
+
+
+def lock_edits(recorded: dict[str, Any], fresh: dict[str, Any]) -> str:
+    """What an entry of the lock says differently from the same entry made now ('' if nothing).
+
+    Called only where the keys agree, so a difference is an edit of the lock, not a change.
+    """
+    diff = changes({k: recorded.get(k) for k in fresh}, fresh)
+    more = f" (+{len(diff) - 3} more)" if len(diff) > 3 else ""
+    return "; ".join(diff[:3]) + more
+
+
+def output_mismatches(plan: Plan, stat_cache: StatCache) -> list[tuple[str, str]]:
+    """Output digests in the lock that differ from the cache entry, or else the bundle.
+
+    Only for stages whose key the lock has right: a stage with another key is stale anyway.
+    """
+    found: list[tuple[str, str]] = []
+    doc = read_manifest(plan.request.bundle_dir)
+    # The bundle stands in for the cache only when it is the bundle this plan would write.
+    bundle_doc = doc if doc is not None and doc.get("key") == plan.bundle.key else None
+    warmups = {(w.model, w.version) for w in plan.bundle.warmups}
+    for art in plan.artifacts:
+        locked = plan.lock.artifacts.get(art.id) or {}
+        for stage in art.stages:
+            recorded = locked.get(stage.name) or {}
+            if recorded.get("key") != stage.key:
+                continue
+            actual, where = _output_at_hand(art, stage.name, bundle_doc, warmups, plan, stat_cache)
+            hit = output_mismatch(art.id, stage.name, recorded.get("output"), actual, where)
+            found += [hit] if hit else []
+    return found
+
+
+def _output_at_hand(
+    art: ArtifactPlan,
+    stage: str,
+    bundle_doc: dict[str, Any] | None,
+    warmups: set[tuple[str, int]],
+    plan: Plan,
+    stat_cache: StatCache,
+) -> tuple[str | None, str]:
+    """The digest of a stage's output where it can be had, and where that is."""
+    if stage == "convert":
+        if art.convert.entry is not None:
+            return art.convert.entry.tree.digest, "the cache entry"
+        if bundle_doc is not None:
+            digest = artifact_digest_in_bundle(
+                plan.request.bundle_dir, bundle_doc, art.id, art.key, warmups, stat_cache
+            )
+            return digest, "the bundle"
+        return None, ""
+    if art.source.entry is not None:
+        return art.source.entry.tree.digest, "the cache entry"
+    if art.convert.entry is not None:
+        # The convert entry records the digest of the source it was made from.
+        made_from = art.convert.entry.manifest.get("source_output") or {}
+        return made_from.get("digest"), "the convert entry's record"
+    return None, ""
 
 
 def _unlocked(stage: StagePlan) -> StagePlan:

@@ -9,6 +9,7 @@ from typing import Any
 from tftrt_build.config.request import ArtifactSpec, BuildRequest
 from tftrt_build.emit.manifest import file_digests, served_models
 from tftrt_build.emit.spec import BundleSpec
+from tftrt_build.plan.integrity import Edit
 from tftrt_build.plan.keys import plain
 from tftrt_build.stages.convert import ConvertContext, Converter
 from tftrt_build.stages.source import Source
@@ -102,6 +103,8 @@ class BundlePlan:
     key: str
     reason: str = ""
     warmups: list[WarmupPlan] = field(default_factory=list)
+    # Files of the bundle on disk that differ from what tftrt-build wrote there.
+    edits: list[Edit] = field(default_factory=list)
 
     def warmup_key(self, model: str, version: int) -> str | None:
         return next(

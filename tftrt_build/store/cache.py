@@ -3,23 +3,23 @@
 An entry is staged under ``<root>/tmp/`` and renamed into place only once its data is complete
 and its manifest (the digest of every file) is written, so an interrupted build never leaves an
 entry a later run would serve. Every hit is checked against its manifest; a damaged entry is
-moved aside and deleted, and the caller rebuilds it.
+moved aside and deleted, and the caller rebuilds it. Processes that need the same missing key
+take turns on the key's lock (``claim``): one builds it, the others find it built.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
-import os
-import shutil
 import stat
-import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from tftrt_build.errors import CacheError
+from tftrt_build.store import commit as bundle_commit
+from tftrt_build.store import locks
 from tftrt_build.store.digest import (
     FileDigest,
     Progress,
@@ -29,7 +29,8 @@ from tftrt_build.store.digest import (
     hash_tree,
     list_files,
 )
-from tftrt_build.store.fs import process_alive
+from tftrt_build.store.steps import reached, step
+from tftrt_build.store.tmp import Scratch, remove
 
 ENTRY_FORMAT = 1
 _READ_ONLY = stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH
@@ -68,7 +69,9 @@ class Store:
     ) -> None:
         self.root = root
         self.stat_cache = stat_cache
+        # Re-hash every file of an entry used, instead of trusting the stat cache.
         self.full_verify = full_verify
+        self.scratch = Scratch(root)
         # plan and check only look: a damaged entry is reported, not removed.
         self.readonly = readonly
 
@@ -115,22 +118,34 @@ class Store:
         return ""
 
     @contextlib.contextmanager
+    def claim(self, key: str, waiting: Callable[[], None] | None = None) -> Iterator[Lookup]:
+        """Hold the key's lock and look it up again: built meanwhile by another process, or not.
+
+        Only one process builds a key at a time; the others wait here (``waiting`` is called
+        once if they have to) and then find the entry committed.
+        """
+        with locks.holding(locks.lock_file(self.root, "key", key), waiting):
+            yield self.lookup(key)
+
+    @contextlib.contextmanager
     def staging(self, key: str) -> Iterator[Path]:
-        """A fresh folder to build an entry in; removed if the build raises."""
-        tmp = self.root / "tmp" / f"{key[:16]}.{os.getpid()}.{uuid.uuid4().hex[:8]}"
+        """A fresh folder to build an entry in; removed whatever happens."""
         try:
+            tmp = self.scratch.path("stage")
             (tmp / "data").mkdir(parents=True)
         except OSError as exc:
             raise CacheError(f"cannot create a staging folder in {self.root}: {exc}") from exc
         try:
-            yield tmp
+            with step("staging", tmp / "data"):
+                yield tmp
         finally:
-            _remove_tree(tmp)
+            remove(tmp)
 
     def commit(
         self, key: str, staged: Path, record: dict[str, Any], progress: Progress | None = None
     ) -> Entry:
         """Hash the staged data, write its manifest and rename it into the store."""
+        reached("staging-done")
         data = staged / "data"
         for p in list_files(data):
             p.chmod(_READ_ONLY)
@@ -142,15 +157,20 @@ class Store:
             "digest": tree.digest,
             "files": [[f.path, f.size, f.digest] for f in tree.files],
         }
-        (staged / "manifest.json").write_text(json.dumps(manifest, indent=1, sort_keys=True))
         final = self.entry_path(key)
-        final.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            staged.rename(final)
-        except OSError:
-            # Another process committed the same key first; its entry is as good as ours.
-            if not final.is_dir():
-                raise
+        with step("manifest", final):
+            (staged / "manifest.json").write_text(json.dumps(manifest, indent=1, sort_keys=True))
+        reached("manifest-written")
+        with step("entry", final):
+            final.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                staged.rename(final)
+            except OSError:
+                # Another process (not holding our key lock: another host sharing the cache)
+                # committed the same key first; its entry is checked on use like any other.
+                if not final.is_dir():
+                    raise
+        reached("entry-renamed")
         # The files moved (same inodes), so their stat-cache rows follow them.
         self.stat_cache.move(data, final / "data")
         return Entry(key, final, manifest)
@@ -160,29 +180,22 @@ class Store:
         if not path.exists():
             return
         # Rename first, so a half-deleted entry is never seen under its key.
-        trash = self.root / "tmp" / f"trash.{key[:16]}.{uuid.uuid4().hex[:8]}"
-        trash.parent.mkdir(parents=True, exist_ok=True)
+        trash = self.scratch.path("trash")
         path.rename(trash)
         self.stat_cache.forget(path)
-        _remove_tree(trash)
+        remove(trash)
 
-    def clean_tmp(self) -> None:
-        """Remove staging folders left by processes that are gone."""
-        tmp = self.root / "tmp"
-        if not tmp.is_dir():
-            return
-        for child in tmp.iterdir():
-            parts = child.name.split(".")
-            pid = int(parts[1]) if len(parts) == 3 and parts[1].isdigit() else None
-            if pid is not None and process_alive(pid):
-                continue
-            _remove_tree(child)
+    def clean_tmp(self, nears: list[Path] | None = None) -> list[Path]:
+        """Remove what processes that are gone left in the temporary folders.
+
+        ``nears`` are the folders of this run's destinations (the bundle's parent, the lock's
+        folder), whose ``.tftrt-tmp/`` holds temporary paths when they are on another file
+        system than the cache. An interrupted bundle commit is recovered first.
+        """
+        return self.scratch.clean(
+            nears or [], lambda journal: bundle_commit.recover(self.root, journal)
+        )
 
 
 def tree_record(tree: TreeDigest) -> dict[str, Any]:
     return {"digest": tree.digest, "files": len(tree.files), "bytes": tree.size}
-
-
-def _remove_tree(path: Path) -> None:
-    if path.exists():
-        shutil.rmtree(path, ignore_errors=True)

@@ -18,8 +18,10 @@ from typing import Any
 
 import blake3
 
-from tftrt_build.errors import CacheError
 from tftrt_build.store.fs import atomic_write_text
+from tftrt_build.store.locks import for_path, holding
+from tftrt_build.store.steps import step
+from tftrt_build.store.tmp import Scratch
 
 ALGORITHM = "blake3"
 _CHUNK = 64 << 20
@@ -72,10 +74,17 @@ def _blake3_file(path: Path, size: int, progress: Progress | None) -> str:
 
 
 class StatCache:
-    """Remembers (size, mtime, inode, device) -> digest per absolute path, in one JSON file."""
+    """Remembers (size, mtime, inode, device) -> digest per absolute path, in one JSON file.
 
-    def __init__(self, path: Path | None) -> None:
+    The file sits at the cache's root. ``trust=False`` (``cache.verify=full``) looks nothing
+    up, so every file is read again, but still records what it read for later stat runs: a
+    stat cache is a speed-up, and with verify=stat it is trusted as much as the file system's
+    times are (a file rewritten with its old size and mtime restored is not noticed).
+    """
+
+    def __init__(self, path: Path | None, trust: bool = True) -> None:
         self.path = path
+        self.trust = trust
         self._entries: dict[str, list[Any]] = {}
         self._dirty: dict[str, list[Any]] = {}
         self._forgotten: set[str] = set()
@@ -93,6 +102,8 @@ class StatCache:
         return [st.st_size, st.st_mtime_ns, st.st_ino, st.st_dev]
 
     def lookup(self, path: Path, st: os.stat_result) -> str | None:
+        if not self.trust:
+            return None
         entry = self._entries.get(str(path))
         if entry is None or entry[:4] != self._stamp(st):
             return None
@@ -127,18 +138,16 @@ class StatCache:
     def save(self) -> None:
         if self.path is None or not (self._dirty or self._forgotten):
             return
-        # Merge with what another process may have written meanwhile; ours wins per path.
-        merged = StatCache(self.path)._entries
-        merged.update(self._dirty)
-        for key in self._forgotten:
-            merged.pop(key, None)
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            atomic_write_text(
-                self.path, json.dumps({"version": _STATCACHE_VERSION, "entries": merged})
-            )
-        except OSError as exc:
-            raise CacheError(f"cannot write the stat cache {self.path}: {exc}") from exc
+        cache_dir = self.path.parent
+        # Read, merge and write under a lock, so concurrent builds keep each other's rows.
+        with step("statcache", self.path), holding(for_path(cache_dir, "statcache", self.path)):
+            merged = StatCache(self.path)._entries
+            merged.update(self._dirty)
+            for key in self._forgotten:
+                merged.pop(key, None)
+            text = json.dumps({"version": _STATCACHE_VERSION, "entries": merged})
+            tmp = Scratch(cache_dir).path("statcache", suffix=".json")
+            atomic_write_text(self.path, text, tmp)
         self._dirty = {}
         self._forgotten = set()
 

@@ -7,8 +7,6 @@ absolute paths, so two clean builds of the same configs write the same file anyw
 from __future__ import annotations
 
 import contextlib
-import fcntl
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,8 +15,12 @@ from typing import Any
 import yaml
 
 from tftrt_build.errors import LockError
+from tftrt_build.store.commit import lock_file_lock
 from tftrt_build.store.digest import ALGORITHM
 from tftrt_build.store.fs import atomic_write_text
+from tftrt_build.store.locks import holding
+from tftrt_build.store.steps import step
+from tftrt_build.store.tmp import Scratch
 
 SCHEMA = 1
 HEADER = (
@@ -78,22 +80,25 @@ def read_lock(path: Path) -> Lock:
 
 
 @contextlib.contextmanager
-def updating(path: Path) -> Iterator[Lock]:
-    """Read, let the caller change, and write the lock, one process at a time.
+def holding_lock(path: Path, cache_dir: Path) -> Iterator[Lock]:
+    """Hold the lock file's inter-process lock and read it: the start of a read-merge-write.
 
-    Jobs of a parallel sweep each update their own entries; the file lock keeps their
-    read-modify-write cycles from interleaving.
+    Jobs of a parallel sweep each update their own entries; the lock (``filelock``, in the
+    cache's ``locks/``) keeps their read-merge-write cycles from interleaving. The caller
+    writes the result with ``BundleCommit.write_lock`` and ``rename_lock`` before leaving.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        lock = read_lock(path)
+    with holding(lock_file_lock(cache_dir, path)):
+        yield read_lock(path)
+
+
+@contextlib.contextmanager
+def updating(path: Path, cache_dir: Path) -> Iterator[Lock]:
+    """Read, let the caller change, and write the lock, one process at a time."""
+    with holding_lock(path, cache_dir) as lock:
         before = lock.to_yaml()
         yield lock
         after = lock.to_yaml()
         if after != before or not path.exists():
-            atomic_write_text(path, after)
-    finally:
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        os.close(fd)
+            tmp = Scratch(cache_dir).path("lock", near=path.parent, suffix=".tmp")
+            with step("lock", path):
+                atomic_write_text(path, after, tmp)
