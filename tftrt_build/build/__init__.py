@@ -16,6 +16,7 @@ from pathlib import Path
 
 from tftrt_build.build.artifacts import ArtifactResult, build_artifact, build_warmup
 from tftrt_build.build.bundle import BundleWrite, is_current, write_bundle
+from tftrt_build.build.identity import build_identities
 from tftrt_build.build.ui import UI
 from tftrt_build.config.schema import LinkMode
 from tftrt_build.emit import readme
@@ -58,6 +59,8 @@ def run_build(plan: Plan, store: Store, executor: Executor, ui: UI) -> BuildResu
                 layers[(m.name, v.version)].append((warmups[(m.name, v.version)], WARMUP_DIR))
     reports = {r.plan.id: r.entry.report for r in results}
     files = {**plan.bundle.files, readme.PATH: readme.render(spec, plan.bundle.key, reports)}
+    # What each version must answer, for tftrt-verify and tftrt-bench (build.identity).
+    files.update(build_identities(plan.bundle.identities, results, store, executor, ui))
     write = BundleWrite(
         spec=spec,
         key=plan.bundle.key,

@@ -15,6 +15,7 @@ from tftrt_build.emit.manifest import file_digests
 from tftrt_build.emit.spec import Batching, BundleModel, BundleSpec, BundleVersion
 from tftrt_build.execute.task import Executor
 from tftrt_build.plan.batching import resolve_batching
+from tftrt_build.plan.identity import plan_identities
 from tftrt_build.plan.keys import KEY_SALT, stage_key
 from tftrt_build.plan.reasons import bundle_reason
 from tftrt_build.plan.records import BundlePlan, StagePlan, WarmupPlan
@@ -156,13 +157,15 @@ def plan_bundle(
     spec = bundle_spec(request, keys)
     files = render_all(spec)
     warmups = plan_warmups(spec, request, store, executor, progress)
+    identities = plan_identities(spec, request, store, executor, progress)
     key = digest_json(
         {
             "salt": KEY_SALT,
             "files": file_digests(files),
             "versions": [[m.name, v.version, v.key] for m in spec.models for v in m.versions],
             "warmups": [[w.model, w.version, w.stage.key] for w in warmups],
+            "identities": [[i.model, i.version, i.stage.key] for i in identities],
         }
     )
     reason = bundle_reason(lock.bundles.get(bundle_id(request)), key, file_digests(files))
-    return BundlePlan(spec, files, key, reason=reason, warmups=warmups)
+    return BundlePlan(spec, files, key, reason=reason, warmups=warmups, identities=identities)
