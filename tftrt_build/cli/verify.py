@@ -57,4 +57,4 @@ def verify(config: Config, options: HydraOptions, context: JobContext) -> Outcom
 
 
 def main() -> None:
-    Command(verify).main()
+    Command(verify, config_name="tftrt_verify").main()
