@@ -481,38 +481,44 @@ def docker_client() -> Any:
 
 
 @pytest.mark.docker
-def test_deploy_verify_and_remove(docker_client: Any, tmp_path: Path) -> None:
+def test_cpu_target_deploys_turns_healthy_verifies_and_goes(
+    docker_client: Any, tmp_path: Path
+) -> None:
+    # The built-in CPU target: no GPU reservation to drop, only the image is swapped for the
+    # stand-in (no TF Serving image can be pulled here).
     p = make_project(tmp_path / "p")
-    ports = [
+    args = [
+        "target=compose_cpu",
         f"target.ports.rest={free_port()}",
         f"target.ports.grpc={free_port()}",
         "target.health.interval_s=1",
     ]
-    assert p.run(*ports).code == 0
-    stand_in = [f"deploy.image={STAND_IN}", "deploy.gpus=false"]
-    up = deploy(p, *ports, *stand_in)
+    assert p.run(*args).code == 0
+    stand_in = [f"deploy.image={STAND_IN}"]
+    up = deploy(p, *args, *stand_in)
+    project = "com.docker.compose.project=tftrt-demo-native-cpu"
     try:
         assert up.code == 0, up.out + up.err
         assert "every version AVAILABLE" in up.out
-        (container,) = docker_client.containers.list(
-            filters={"label": "com.docker.compose.project=tftrt-demo-native"}
-        )
+        (container,) = docker_client.containers.list(filters={"label": project})
+        assert container.attrs["HostConfig"]["DeviceRequests"] in (None, [])
+        assert container.attrs["HostConfig"]["LogConfig"] == {
+            "Type": "json-file",
+            "Config": {"max-file": "5", "max-size": "50m"},
+        }
+        assert container.labels["autoheal"] == "true"
         deadline = time.monotonic() + 60
         while container.attrs["State"].get("Health", {}).get("Status") != "healthy":
             assert time.monotonic() < deadline, "the bundle's health check never passed"
             time.sleep(1)
             container.reload()
-        checked = verify(p, *ports)
+        checked = verify(p, *args)
         assert checked.code == 0, checked.out + checked.err
+        assert "all 6 checks passed" in checked.out
     finally:
-        down = deploy(p, *ports, *stand_in, "deploy.action=down")
+        down = deploy(p, *args, *stand_in, "deploy.action=down")
     assert down.code == 0, down.err
-    assert (
-        docker_client.containers.list(
-            all=True, filters={"label": "com.docker.compose.project=tftrt-demo-native"}
-        )
-        == []
-    )
+    assert docker_client.containers.list(all=True, filters={"label": project}) == []
 
 
 @pytest.mark.docker
@@ -544,3 +550,21 @@ def test_deploy_needs_a_built_bundle(tmp_path: Path) -> None:
     assert result.error_line == (
         f"{p.root}/bundles/demo-native holds no built bundle (bundle.json); run tftrt-build first"
     )
+
+
+@pytest.mark.parametrize(
+    ("command", "usage"),
+    [
+        ("tftrt-deploy", "deploy.action=down"),
+        ("tftrt-verify", "server.url"),
+        ("tftrt-bench", "bench.concurrency"),
+    ],
+)
+def test_each_command_has_its_own_help(tmp_path: Path, command: str, usage: str) -> None:
+    p = make_project(tmp_path / "p")
+    result = tool(command, p, "--help")
+    assert result.code == 0, result.err
+    assert result.out.startswith(f"{command}: ")
+    assert f"Usage: {command} " in result.out and usage in result.out
+    assert "tftrt-build: build TF-TRT models" not in result.out
+    assert "target: compose, compose_cpu" in result.out  # the config groups, as tftrt-build's
