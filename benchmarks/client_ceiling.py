@@ -5,7 +5,7 @@
 REST: nginx (Debian's package) on 127.0.0.1 answers every POST with a fixed TF Serving-shaped
 JSON body. gRPC: a trivial PredictionService/Predict handler in its own process answers every
 call with a fixed serialized PredictResponse. Each is driven by tftrt-bench's own load
-generator (tftrt_build.serve.bench.measure) at several process counts and concurrencies,
+generator (tftrt_build.serve.load.measure) at several process counts and concurrencies,
 beside a plain requests.Session loop measured in the same run. Prints a Markdown table.
 """
 
@@ -24,7 +24,11 @@ from pathlib import Path
 
 import requests
 
-from tftrt_build.serve.bench import Endpoint, measure
+from tftrt_build.serve.answers import predict_schema, response_class
+from tftrt_build.serve.load import Endpoint, measure
+
+# What every answer of both servers holds; the clients check each answer against it.
+EXPECTED = {"probabilities": ("float32", (1, 2))}
 
 NGINX_CONF = """
 worker_processes 1;
@@ -53,12 +57,24 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def grpc_server(port: int, ready: multiprocessing.synchronize.Event) -> None:
+def grpc_answer(schema: tuple[bytes, ...]) -> bytes:
+    """A PredictResponse with the probabilities [[0.1, 0.9]], serialized."""
+    import numpy as np
+
+    cls, dtypes = response_class(schema)
+    response = cls()
+    tensor = response.outputs["probabilities"]
+    tensor.dtype = dtypes["DT_FLOAT"]
+    for size in EXPECTED["probabilities"][1]:
+        tensor.tensor_shape.dim.add(size=size)
+    tensor.tensor_content = np.array([[0.1, 0.9]], dtype=np.float32).tobytes()
+    return bytes(response.SerializeToString())
+
+
+def grpc_server(port: int, ready: multiprocessing.synchronize.Event, answer: bytes) -> None:
     from concurrent import futures
 
     import grpc
-
-    answer = b"\x0a\x06\x0a\x04demo"  # PredictResponse{model_spec{name: "demo"}}, serialized
 
     def predict(request: bytes, context: object) -> bytes:
         return answer
@@ -99,7 +115,8 @@ def main() -> None:
         ctx = multiprocessing.get_context("spawn")
         ready = ctx.Event()
         gport = free_port()
-        rpc = ctx.Process(target=grpc_server, args=(gport, ready), daemon=True)
+        schema = predict_schema()
+        rpc = ctx.Process(target=grpc_server, args=(gport, ready, grpc_answer(schema)), daemon=True)
         rpc.start()
         try:
             url = f"http://127.0.0.1:{port}/v1/models/demo:predict"
@@ -113,8 +130,9 @@ def main() -> None:
             ready.wait(30)
             plain = plain_loop(url, body, 5.0)
             rows.append(("REST", "plain requests.Session loop", "1 / 1", f"{plain:.0f}"))
-            rest = Endpoint("rest", url, body)
-            grpc_ep = Endpoint("grpc", f"127.0.0.1:{gport}", b"\x0a\x06\x0a\x04demo")
+            rest = Endpoint("rest", url, body, EXPECTED)
+            # Any request body will do: the stand-in server answers every call alike.
+            grpc_ep = Endpoint("grpc", f"127.0.0.1:{gport}", b"", EXPECTED, schema)
             for endpoint, cells in (
                 (rest, [(1, 1), (2, 2), (2, 4), (2, 8)]),
                 (grpc_ep, [(1, 1), (2, 2), (2, 8), (2, 16)]),

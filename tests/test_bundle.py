@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import http.server
 import json
 import os
@@ -21,6 +22,7 @@ from test_emit import compose_binary, compose_schema
 
 from tftrt_build.build.bundle import BundleWrite, check_replaceable, stage_bundle
 from tftrt_build.emit.models_config import parse as parse_models_config
+from tftrt_build.emit.readme import render as render_readme
 from tftrt_build.emit.server_config import parse_batching, parse_monitoring
 from tftrt_build.errors import ConfigError
 from tftrt_build.execute.local import LocalExecutor
@@ -104,6 +106,60 @@ def test_compose_flags_ports_and_gpus(compose_request, catalogue: Project, tmp_p
     (device,) = service["deploy"]["resources"]["reservations"]["devices"]
     assert device["capabilities"] == ["gpu"] and device["count"] == 1
     assert service["restart"] == "unless-stopped"
+    assert service["logging"] == {
+        "driver": "json-file",
+        "options": {"max-size": "50m", "max-file": "5"},
+    }
+    assert service["labels"] == {"autoheal": "true"}
+
+
+def test_cpu_target_reserves_no_gpu_and_says_so(  # type: ignore[no-untyped-def]
+    compose_request, catalogue: Project, tmp_path: Path
+) -> None:
+    p = plan(compose_request, catalogue, "target=compose_cpu")
+    service = compose_config(tmp_path, p.bundle.files["docker-compose.yml"])["services"][
+        "tfserving"
+    ]
+    assert service["image"] == "tensorflow/serving:2.17.1"
+    assert "deploy" not in service
+    assert p.request.bundle_dir.name == "demo-native-cpu"
+    readme = render_readme(p.bundle.spec, p.bundle.key, {})
+    assert "On any host with Docker; no GPU is reserved and none is needed" in readme
+    assert "NVIDIA" not in readme
+    gpu = plan(compose_request, catalogue)
+    assert "On a GPU host with the NVIDIA container runtime (1 GPU reserved" in render_readme(
+        gpu.bundle.spec, gpu.bundle.key, {}
+    )
+
+
+def test_logging_and_autoheal_are_configurable(  # type: ignore[no-untyped-def]
+    compose_request, catalogue: Project, tmp_path: Path
+) -> None:
+    p = plan(
+        compose_request,
+        catalogue,
+        "target.logging.driver=local",
+        "target.logging.max_size=1g",
+        "target.logging.max_file=2",
+        "target.autoheal=false",
+    )
+    service = compose_config(tmp_path, p.bundle.files["docker-compose.yml"])["services"][
+        "tfserving"
+    ]
+    assert service["logging"] == {"driver": "local", "options": {"max-size": "1g", "max-file": "2"}}
+    assert "labels" not in service
+    readme = render_readme(p.bundle.spec, p.bundle.key, {})
+    assert "never one that is only unhealthy" in readme and "autoheal" not in readme
+    syslog = plan(
+        compose_request,
+        catalogue,
+        "target.logging.driver=syslog",
+        "target.logging.max_size=null",
+        "target.logging.max_file=null",
+    )
+    assert yaml.safe_load(syslog.bundle.files["docker-compose.yml"])["services"]["tfserving"][
+        "logging"
+    ] == {"driver": "syslog"}
 
 
 def test_one_service_per_gpu(compose_request, catalogue: Project, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
@@ -115,29 +171,108 @@ def test_one_service_per_gpu(compose_request, catalogue: Project, tmp_path: Path
     assert gpu1["deploy"]["resources"]["reservations"]["devices"][0]["device_ids"] == ["1"]
 
 
+def kubernetes_validate(tmp_path: Path, files: dict[str, str], paths: list[str]) -> None:
+    folder = tmp_path / "manifests"
+    folder.mkdir()
+    for path in paths:
+        (folder / Path(path).name).write_text(files[path])
+    exe = Path(sys.executable).parent / "kubernetes-validate"
+    proc = subprocess.run(
+        [exe, "--strict", *sorted(folder.glob("*.yaml"))], capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
 def test_kubernetes_manifests_validate_strictly(
     compose_request, catalogue: Project, tmp_path: Path
 ) -> None:  # type: ignore[no-untyped-def]
     files = plan(compose_request, catalogue, "target=serving_k8s").bundle.files
-    core = [p for p in files if p.startswith("k8s/") and "inferenceservice" not in p]
-    assert sorted(core) == ["k8s/configmap.yaml", "k8s/deployment.yaml", "k8s/service.yaml"]
-    for path in core:
-        (tmp_path / Path(path).name).write_text(files[path])
-    exe = Path(sys.executable).parent / "kubernetes-validate"
-    proc = subprocess.run(
-        [exe, "--strict", *sorted(tmp_path.glob("*.yaml"))], capture_output=True, text=True
-    )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
+    core = sorted(p for p in files if p.startswith("k8s/"))
+    assert core == [
+        "k8s/configmap.yaml",
+        "k8s/deployment.yaml",
+        "k8s/pvc.yaml",
+        "k8s/service.yaml",
+    ]
+    kubernetes_validate(tmp_path, files, core)
     deployment = yaml.safe_load(files["k8s/deployment.yaml"])
-    container = deployment["spec"]["template"]["spec"]["containers"][0]
-    assert container["resources"]["limits"] == {"nvidia.com/gpu": 1}
+    pod = deployment["spec"]["template"]
+    container = pod["spec"]["containers"][0]
+    assert container["resources"] == {
+        "requests": {"cpu": "1", "memory": "2Gi"},
+        "limits": {"memory": "8Gi", "nvidia.com/gpu": 1},
+    }
+    # Start-up (model loading, TF-TRT warm-up) is the startupProbe's, up to 30 minutes;
+    # liveness starts after it; readiness is every version AVAILABLE.
+    assert container["startupProbe"]["tcpSocket"] == {"port": 8501}
+    startup = container["startupProbe"]
+    assert startup["periodSeconds"] * startup["failureThreshold"] == 1800
     assert container["readinessProbe"]["exec"]["command"][:2] == ["bash", "-c"]
-    volumes = deployment["spec"]["template"]["spec"]["volumes"]
+    assert "initialDelaySeconds" not in container["livenessProbe"]
+    volumes = pod["spec"]["volumes"]
     assert volumes[0]["persistentVolumeClaim"]["claimName"] == "tfserving-models"
+    claim = yaml.safe_load(files["k8s/pvc.yaml"])
+    assert claim["metadata"]["name"] == "tfserving-models"
+    assert claim["spec"] == {
+        "accessModes": ["ReadWriteOnce"],
+        "resources": {"requests": {"storage": "20Gi"}},
+    }
     configmap = yaml.safe_load(files["k8s/configmap.yaml"])
     assert sorted(configmap["data"]) == ["batching.config", "models.config", "monitoring.config"]
-    kserve = yaml.safe_load(files["k8s/inferenceservice.yaml"])
+    checksum = hashlib.sha256(json.dumps(configmap["data"], sort_keys=True).encode()).hexdigest()
+    assert pod["metadata"]["annotations"]["checksum/config"] == checksum
+    # KServe apart: `kubectl apply -f k8s/` never starts a second server.
+    kserve = yaml.safe_load(files["kserve/inferenceservice.yaml"])
     assert kserve["apiVersion"] == "serving.kserve.io/v1beta1"
+    (served,) = kserve["spec"]["predictor"]["containers"]
+    assert served["ports"] == [{"name": "http1", "containerPort": 8501, "protocol": "TCP"}]
+
+
+def test_a_changed_config_rolls_the_pods(compose_request, catalogue: Project) -> None:  # type: ignore[no-untyped-def]
+    def annotations(*overrides: str) -> dict[str, str]:
+        files = plan(compose_request, catalogue, "target=serving_k8s", *overrides).bundle.files
+        doc = yaml.safe_load(files["k8s/deployment.yaml"])
+        return dict(doc["spec"]["template"]["metadata"]["annotations"])
+
+    before = annotations()
+    changed = annotations("target.batching.batch_timeout_micros=5000")
+    assert changed["checksum/config"] != before["checksum/config"]
+    assert changed["checksum/models"] == before["checksum/models"]
+    assert annotations("target.k8s.replicas=3") == before  # not a config of the pods
+
+
+def test_kubernetes_resources_and_claim_are_configurable(
+    compose_request, catalogue: Project, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    files = plan(
+        compose_request,
+        catalogue,
+        "target=serving_k8s",
+        "target.k8s.limits.cpu=4",
+        "target.k8s.requests.memory=6Gi",
+        "target.k8s.storage_class=fast-ssd",
+        "target.k8s.access_mode=ReadWriteMany",
+        "target.k8s.volume_size=100Gi",
+        "target.k8s.kserve=false",
+    ).bundle.files
+    assert not any(p.startswith("kserve/") for p in files)
+    kubernetes_validate(tmp_path, files, [p for p in files if p.startswith("k8s/")])
+    container = yaml.safe_load(files["k8s/deployment.yaml"])["spec"]["template"]["spec"][
+        "containers"
+    ][0]
+    assert container["resources"] == {
+        "requests": {"cpu": "1", "memory": "6Gi"},
+        "limits": {"cpu": "4", "memory": "8Gi", "nvidia.com/gpu": 1},
+    }
+    assert yaml.safe_load(files["k8s/pvc.yaml"])["spec"] == {
+        "accessModes": ["ReadWriteMany"],
+        "resources": {"requests": {"storage": "100Gi"}},
+        "storageClassName": "fast-ssd",
+    }
+    existing = plan(
+        compose_request, catalogue, "target=serving_k8s", "target.k8s.create_claim=false"
+    ).bundle.files
+    assert "k8s/pvc.yaml" not in existing
 
 
 def test_kubernetes_validation_can_fail(tmp_path: Path) -> None:
@@ -279,6 +414,8 @@ def test_built_bundle_with_batching_and_warmup(catalogue: Project) -> None:
         "config/models.config",
         "config/monitoring.config",
         "docker-compose.yml",
+        "verify/demo/1.json",
+        "verify/tiny/1.json",
     ]
 
 

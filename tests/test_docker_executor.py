@@ -10,10 +10,13 @@ from __future__ import annotations
 import functools
 import io
 import os
+import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -97,6 +100,88 @@ def test_remote_engine_over_tcp_uploads_and_downloads(
     result = p.run(*docker_args(f"executor.host={tcp}"))
     assert result.code == 0, result.err
     assert lock_entry(p)["source"]["output"] == lock_entry(demo_build)["source"]["output"]
+
+
+@pytest.fixture
+def sshd(tmp_path: Path) -> Iterator[tuple[str, dict[str, str]]]:
+    """A private sshd on 127.0.0.1 whose sessions reach this test's Docker engine.
+
+    Yields the engine's ssh:// address and the environment a client needs: a HOME whose
+    ~/.ssh holds the key, the known host key and a config naming both (the Docker SDK's
+    paramiko reads them from there). Debian's openssh-server; .ci/run installs it.
+    """
+    binary = shutil.which("sshd", path="/usr/sbin:/usr/bin:/sbin")
+    if binary is None:
+        pytest.skip("no sshd: apt-get install openssh-server (.ci/run does)")
+    if os.geteuid() != 0:
+        pytest.skip("a private sshd here needs root (it logs in as root)")
+    engine = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
+    folder = tmp_path / "sshd"
+    ssh_dir = folder / "home" / ".ssh"
+    ssh_dir.mkdir(parents=True, mode=0o700)
+    for key in (folder / "host_key", ssh_dir / "id_ed25519"):
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", key], check=True)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    (folder / "sshd_config").write_text(
+        f"ListenAddress 127.0.0.1\nPort {port}\nHostKey {folder}/host_key\n"
+        f"PidFile {folder}/sshd.pid\nAuthorizedKeysFile {ssh_dir}/id_ed25519.pub\n"
+        "PermitRootLogin prohibit-password\nPasswordAuthentication no\n"
+        "KbdInteractiveAuthentication no\nPubkeyAuthentication yes\nUsePAM no\n"
+        "StrictModes no\nAllowTcpForwarding no\nX11Forwarding no\nPrintMotd no\n"
+        # The session's `docker system dial-stdio` talks to the engine of this test.
+        f"SetEnv DOCKER_HOST={engine}\n"
+    )
+    host_key = (folder / "host_key.pub").read_text().split()
+    (ssh_dir / "known_hosts").write_text(f"[127.0.0.1]:{port} {host_key[0]} {host_key[1]}\n")
+    (ssh_dir / "config").write_text(
+        f"Host 127.0.0.1\n  IdentityFile {ssh_dir}/id_ed25519\n"
+        f"  UserKnownHostsFile {ssh_dir}/known_hosts\n  StrictHostKeyChecking yes\n"
+    )
+    Path("/run/sshd").mkdir(exist_ok=True)  # sshd's privilege separation folder
+    subprocess.run([binary, "-t", "-f", folder / "sshd_config"], check=True)
+    log = (folder / "sshd.log").open("w")
+    proc = subprocess.Popen([binary, "-D", "-e", "-f", folder / "sshd_config"], stderr=log)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            assert proc.poll() is None, (folder / "sshd.log").read_text()
+            assert time.monotonic() < deadline, "sshd did not listen"
+            time.sleep(0.05)
+        yield f"ssh://root@127.0.0.1:{port}", {"HOME": str(folder / "home")}
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        log.close()
+
+
+def test_remote_engine_over_ssh(  # type: ignore[no-untyped-def]
+    client, sshd: tuple[str, dict[str, str]], demo_build: Project, tmp_path: Path
+) -> None:
+    host, env = sshd
+    p = make_project(tmp_path / "p")
+    result = p.run(*docker_args(f"executor.host={host}"), env=env)
+    assert result.code == 0, result.err
+    # Uploaded and downloaded over ssh: the same bytes as the local build.
+    here, local = lock_entry(p), lock_entry(demo_build)
+    assert here["source"]["output"] == local["source"]["output"]
+    assert here["convert"]["output"] == local["convert"]["output"]
+    assert here["source"]["toolchain"]["image_id"] == client.images.get(IMAGE).id
+
+
+def test_ssh_engine_without_paramiko_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "paramiko", None)  # import paramiko fails, as uninstalled
+    executor = DockerExecutor(ExecutorConf(kind=ExecutorKind.docker, host="ssh://me@gpu-host"))
+    with pytest.raises(CapabilityError) as info:
+        executor.client  # noqa: B018 - connecting is what fails
+    assert str(info.value) == (
+        "the Docker engine ssh://me@gpu-host is reached over ssh, which needs paramiko: "
+        "pip install 'tftrt-build[ssh]'"
+    )
 
 
 def test_moved_tag_rebuilds_and_the_lock_shows_it(client, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

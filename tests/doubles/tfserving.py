@@ -6,7 +6,9 @@ stands in for ``tensorflow_model_server``: same flags, same model repository and
 columnar form, error bodies) and gRPC (PredictionService.Predict, GetModelMetadata) interfaces,
 answering with real TensorFlow running the bundle's SavedModels. It is not TF Serving: no
 batching, no TensorRT, no file-system polling. ``--double_faults`` makes it misbehave on
-purpose, for the tests of verify, bench and deploy.
+purpose, for the tests of verify, bench and deploy: ``{"garbage_after": N}`` answers every
+predict request after the first N (REST and gRPC counted together) with random bytes and
+HTTP 200 / gRPC OK.
 
     python tests/doubles/tfserving.py --port=8500 --rest_api_port=8501 \\
         --model_config_file=bundles/demo-native/config/models.config
@@ -18,6 +20,7 @@ import argparse
 import http.server
 import json
 import os
+import random
 import re
 import sys
 import threading
@@ -173,6 +176,18 @@ class Server:
             c.name: Model(c, warmup, faults, mapping) for c in config.model_config_list.config
         }
         self.faults = faults
+        self.predicts = 0
+        self.counting = threading.Lock()
+
+    def garbage(self) -> bytes | None:
+        """Random bytes instead of this predict answer, when the fault asks for them."""
+        after = self.faults.get("garbage_after")
+        if after is None:
+            return None
+        with self.counting:
+            self.predicts += 1
+            n = self.predicts
+        return random.Random(n).randbytes(64) if n > int(after) else None
 
     def load_all(self) -> None:
         for model in self.models.values():
@@ -292,6 +307,14 @@ def rest_handler(server: Server) -> type[http.server.BaseHTTPRequestHandler]:
                 time.sleep(delay)
             length = int(self.headers.get("Content-Length", 0))
             raw = self.rfile.read(length)
+            junk = server.garbage()
+            if junk is not None:
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(junk)))
+                self.end_headers()
+                self.wfile.write(junk)
+                return
             try:
                 model, match = self._route()
                 if match["rest"] != ":predict":
@@ -394,9 +417,25 @@ def main(argv: list[str] | None = None) -> None:
     server = Server(args.model_config_file, args.enable_model_warmup == "true", faults, mapping)  # type: ignore[arg-type]
     rest = http.server.ThreadingHTTPServer(("0.0.0.0", args.rest_api_port), rest_handler(server))
     rpc = grpc.server(futures.ThreadPoolExecutor(max_workers=8))
-    prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
-        PredictionService(server), rpc
-    )
+    service = PredictionService(server)
+    if "garbage_after" in faults:
+        # Predict with bytes in and out, so an answer can be bytes that are no message at all.
+        def predict(raw: bytes, context: Any) -> bytes:
+            junk = server.garbage()
+            if junk is not None:
+                return junk
+            request = predict_pb2.PredictRequest.FromString(raw)
+            return bytes(service.Predict(request, context).SerializeToString())
+
+        rpc.add_generic_rpc_handlers(
+            (
+                grpc.method_handlers_generic_handler(
+                    "tensorflow.serving.PredictionService",
+                    {"Predict": grpc.unary_unary_rpc_method_handler(predict)},
+                ),
+            )
+        )
+    prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(service, rpc)
     rpc.add_insecure_port(f"0.0.0.0:{args.port}")
     rpc.start()
     threading.Thread(target=server.load_all, daemon=True).start()

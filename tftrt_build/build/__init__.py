@@ -19,6 +19,7 @@ from typing import Any
 
 from tftrt_build.build.artifacts import ArtifactResult, build_artifact, build_warmup
 from tftrt_build.build.bundle import BundleWrite, check_replaceable, is_current, stage_bundle
+from tftrt_build.build.identity import build_identities
 from tftrt_build.build.ui import UI
 from tftrt_build.emit import readme
 from tftrt_build.errors import ConfigError
@@ -64,6 +65,8 @@ def run_build(plan: Plan, store: Store, executor: Executor, ui: UI) -> BuildResu
                 layers[(m.name, v.version)].append((warmups[(m.name, v.version)], WARMUP_DIR))
     reports = {r.plan.id: r.entry.report for r in results}
     files = {**plan.bundle.files, readme.PATH: readme.render(spec, plan.bundle.key, reports)}
+    # What each version must answer, for tftrt-verify and tftrt-bench (build.identity).
+    files.update(build_identities(plan.bundle.identities, results, store, executor, ui))
     write = BundleWrite(spec=spec, key=plan.bundle.key, files=files, layers=layers)
     written = commit(plan, write, results, store, ui)
     return BuildResult(plan, results, written)

@@ -177,8 +177,10 @@ def _wants_traceback(argv: list[str]) -> bool:
 class Command:
     """One tftrt-* console command: a Hydra app over tftrt-build's configs and a job body."""
 
-    def __init__(self, body: JobBody) -> None:
+    def __init__(self, body: JobBody, config_name: str = "tftrt_build") -> None:
         self.body = body
+        # The primary config: tftrt_build, or a command's own over it (its --help text).
+        self.config_name = config_name
         self._user_full_error = os.environ.get("HYDRA_FULL_ERROR")
         self._tracebacks = False
 
@@ -187,7 +189,7 @@ class Command:
         self._user_full_error = os.environ.get("HYDRA_FULL_ERROR")
         self._tracebacks = _wants_traceback(sys.argv[1:])
         app = hydra.main(
-            version_base="1.3", config_path="pkg://tftrt_build.conf", config_name="tftrt_build"
+            version_base="1.3", config_path="pkg://tftrt_build.conf", config_name=self.config_name
         )(self.task)
         try:
             with _hydra_raises():

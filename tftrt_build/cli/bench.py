@@ -41,4 +41,4 @@ def bench(config: Config, options: HydraOptions, context: JobContext) -> Outcome
 
 
 def main() -> None:
-    Command(bench).main()
+    Command(bench, config_name="tftrt_bench").main()

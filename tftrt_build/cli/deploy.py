@@ -52,4 +52,4 @@ def deploy(config: Config, options: HydraOptions, context: JobContext) -> Outcom
 
 
 def main() -> None:
-    Command(deploy).main()
+    Command(deploy, config_name="tftrt_deploy").main()

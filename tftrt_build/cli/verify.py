@@ -16,19 +16,22 @@ from tftrt_build.errors import StageError
 from tftrt_build.execute.local import LocalExecutor
 from tftrt_build.job import plan_request
 from tftrt_build.serve.client import GrpcClient, RestClient, grpc_address, rest_url
+from tftrt_build.serve.identity import open_bundle
 from tftrt_build.serve.verify import verify as verify_server
 
 
 def verify(config: Config, options: HydraOptions, context: JobContext) -> Outcome:
     request = resolve(config, context.choices, options, Path.cwd())
     plan, store, _ = plan_request(request)
+    # Refuses a selection whose bundle was not built, before anything is asked of the server.
+    bundle = open_bundle(plan)
     rest = RestClient(rest_url(config.target, config.server), config.server.timeout_s)
     grpc = GrpcClient(grpc_address(config.target, config.server), config.server.timeout_s)
     # The reference runs here, on the CPU, whatever executor built the artifacts.
     local = LocalExecutor(cache_dir=request.cache_dir)
     ui = RichUI(context.verbose)
     with ui.stage(f"verifying {rest.url}") as s:
-        report = verify_server(plan, store, local, rest, grpc, s.log)
+        report = verify_server(plan, bundle, store, local, rest, grpc, s.log)
     table = Table(title=f"verify {rest.url}", title_justify="left")
     for name in ("model", "version", "check", "result", "detail"):
         table.add_column(name)
@@ -54,4 +57,4 @@ def verify(config: Config, options: HydraOptions, context: JobContext) -> Outcom
 
 
 def main() -> None:
-    Command(verify).main()
+    Command(verify, config_name="tftrt_verify").main()

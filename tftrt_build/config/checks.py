@@ -162,6 +162,58 @@ def check_target(target: TargetConf, file: str | None) -> None:
     for key in ("interval_s", "timeout_s", "retries"):
         if getattr(target.health, key) < 1:
             raise fail(f"health.{key}", "must be at least 1")
+    _check_logging_and_resources(target, fail)
+
+
+# Docker's size of a log file (json-file, local); Kubernetes' resource quantities.
+_LOG_SIZE = re.compile(r"^[1-9][0-9]*[kmg]?$")
+_QUANTITY = re.compile(r"^([0-9]+(\.[0-9]+)?|\.[0-9]+)(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$")
+_ROTATING = ("json-file", "local")
+
+
+def _check_logging_and_resources(target: TargetConf, fail: Fail) -> None:
+    log = target.logging
+    if not re.match(r"^[a-z][a-z0-9_.-]*$", log.driver):
+        raise fail("logging.driver", f"'{log.driver}' is not a Docker logging driver name")
+    if log.driver not in _ROTATING:
+        for key in ("max_size", "max_file"):
+            if getattr(log, key) is not None:
+                raise fail(
+                    f"logging.{key}",
+                    f"the {log.driver} driver does not rotate files; set it to null",
+                    f"{key} is for {' and '.join(_ROTATING)}",
+                )
+    if log.max_size is not None and not _LOG_SIZE.match(log.max_size):
+        raise fail("logging.max_size", f"'{log.max_size}' is not a size such as 50m or 1g")
+    if log.max_file is not None and log.max_file < 1:
+        raise fail("logging.max_file", "must be at least 1")
+    if target.health.startup_timeout_s < 1:
+        raise fail("health.startup_timeout_s", "must be at least 1")
+    k8s = target.k8s
+    quantities = {
+        "k8s.volume_size": k8s.volume_size,
+        "k8s.requests.cpu": k8s.requests.cpu,
+        "k8s.requests.memory": k8s.requests.memory,
+        "k8s.limits.cpu": k8s.limits.cpu,
+        "k8s.limits.memory": k8s.limits.memory,
+    }
+    for key, value in quantities.items():
+        if value is not None and not _QUANTITY.match(str(value)):
+            raise fail(key, f"'{value}' is not a Kubernetes quantity such as 500m, 2 or 4Gi")
+    for what in ("cpu", "memory"):
+        asked, limit = getattr(k8s.requests, what), getattr(k8s.limits, what)
+        if asked is not None and limit is not None and _amount(asked) > _amount(limit):
+            raise fail(f"k8s.requests.{what}", f"{asked} is above the limit {limit}")
+
+
+_SUFFIX = {"m": 1e-3, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "P": 1e15, "E": 1e18}
+_SUFFIX.update({f"{k}i": 1024.0 ** (i + 1) for i, k in enumerate("KMGTPE")})
+
+
+def _amount(quantity: str) -> float:
+    """A quantity checked by _QUANTITY, as a number."""
+    number = quantity.rstrip("mkKMGTPEi")
+    return float(number) * _SUFFIX.get(quantity[len(number) :], 1.0)
 
 
 def _check_layout(target: TargetConf, fail: Fail) -> None:

@@ -299,6 +299,33 @@ class HealthConf:
     timeout_s: int = 5
     retries: int = 6
     start_period_s: int = 120
+    # Kubernetes startupProbe: longest a server may take to load and warm up its models (TF-TRT
+    # engines can take minutes) before it is restarted; liveness checks start after it.
+    startup_timeout_s: int = 1800
+
+
+@dataclass
+class LoggingConf:
+    # Docker logging driver of the serving containers (compose): json-file, local, syslog, ...
+    driver: str = "json-file"
+    # json-file and local: size of a log file before it is rotated ("50m", "1g"), and how many
+    # files are kept; other drivers take neither (set both to null).
+    max_size: Optional[str] = "50m"
+    max_file: Optional[int] = 5
+
+
+class AccessMode(Enum):
+    ReadWriteOnce = "ReadWriteOnce"  # one node at a time: replicas on one node
+    ReadOnlyMany = "ReadOnlyMany"
+    ReadWriteMany = "ReadWriteMany"  # replicas on several nodes, filled from any of them
+    ReadWriteOncePod = "ReadWriteOncePod"
+
+
+@dataclass
+class ResourcesConf:
+    # Kubernetes quantities ("500m", "2", "4Gi"); null leaves the entry out.
+    cpu: Optional[str] = None
+    memory: Optional[str] = None
 
 
 @dataclass
@@ -307,7 +334,16 @@ class K8sConf:
     replicas: int = 1
     # PersistentVolumeClaim holding the bundle's models/ folder.
     volume_claim: str = "tfserving-models"
-    # Also emit a KServe InferenceService.
+    # Write k8s/pvc.yaml claiming it (false: the claim exists already), its size, storage
+    # class (null: the cluster's default) and access mode.
+    create_claim: bool = True
+    volume_size: str = "20Gi"
+    storage_class: Optional[str] = None
+    access_mode: AccessMode = AccessMode.ReadWriteOnce
+    # The serving container's requests and limits (GPUs come from target.gpus).
+    requests: ResourcesConf = field(default_factory=lambda: ResourcesConf("1", "2Gi"))
+    limits: ResourcesConf = field(default_factory=lambda: ResourcesConf(None, "8Gi"))
+    # Also write a KServe InferenceService, in its own folder kserve/.
     kserve: bool = False
 
 
@@ -337,6 +373,11 @@ class TargetConf:
     monitoring: MonitoringConf = field(default_factory=MonitoringConf)
     warmup: WarmupConf = field(default_factory=WarmupConf)
     health: HealthConf = field(default_factory=HealthConf)
+    # compose: log rotation of the serving containers.
+    logging: LoggingConf = field(default_factory=LoggingConf)
+    # compose: label the services autoheal=true, for an autoheal container (such as
+    # willfarrell/autoheal) to restart them when unhealthy: Docker itself never does.
+    autoheal: bool = True
     k8s: K8sConf = field(default_factory=K8sConf)
     # Re-read models.config this often (seconds); 0 never does.
     model_config_poll_seconds: int = 0

@@ -1,4 +1,5 @@
-"""docker-compose.yml: TF Serving on a GPU host, model repository and configs mounted read-only."""
+"""docker-compose.yml: TF Serving, model repository and configs mounted read-only, GPUs reserved
+when the target asks for them, logs rotated, an autoheal label."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from typing import Any
 
 import yaml
 
-from tftrt_build.config.schema import GpusConf, ServiceLayout
+from tftrt_build.config.schema import GpusConf, LoggingConf, ServiceLayout
 from tftrt_build.emit.health import health_script, server_args
 from tftrt_build.emit.spec import CONFIG_DIR, BundleSpec
 
@@ -61,10 +62,25 @@ def _service(spec: BundleSpec, offset: int, devices: list[dict[str, Any]]) -> di
             "start_period": f"{health.start_period_s}s",
         },
         "restart": t.restart,
+        "logging": logging(t.logging),
     }
+    if t.autoheal:
+        # Docker restarts a container that exits, never one that is unhealthy; an autoheal
+        # container (willfarrell/autoheal) restarts those with this label.
+        service["labels"] = {"autoheal": "true"}
     if devices:
         service["deploy"] = {"resources": {"reservations": {"devices": devices}}}
     return service
+
+
+def logging(conf: LoggingConf) -> dict[str, Any]:
+    """Compose's logging: the driver, and for json-file and local the rotation options."""
+    options = {}
+    if conf.max_size is not None:
+        options["max-size"] = conf.max_size
+    if conf.max_file is not None:
+        options["max-file"] = str(conf.max_file)  # Docker's log options are strings
+    return {"driver": conf.driver, **({"options": options} if options else {})}
 
 
 def build_document(spec: BundleSpec) -> dict[str, Any]:

@@ -40,16 +40,10 @@ def render(spec: BundleSpec, key: str, reports: dict[str, dict[str, Any]]) -> st
         "",
     ]
     if t.kind is TargetKind.k8s:
-        lines += [
-            f"Copy `models/` onto the PersistentVolumeClaim `{t.k8s.volume_claim}`, then:",
-            "",
-            "```sh",
-            "kubectl apply -f k8s/",
-            "```",
-        ]
+        lines += _kubernetes(spec)
     else:
         lines += [
-            "On a GPU host with the NVIDIA container runtime:",
+            f"{_host(spec)}:",
             "",
             "```sh",
             "docker compose up -d",
@@ -64,6 +58,7 @@ def render(spec: BundleSpec, key: str, reports: dict[str, dict[str, Any]]) -> st
                 f"| `{name}` | {t.ports.host}:{t.ports.rest + offset} | "
                 f"{t.ports.host}:{t.ports.grpc + offset} |"
             )
+        lines += ["", *_unhealthy(spec)]
     lines += ["", "## Models", ""]
     for model in spec.models:
         lines += [
@@ -110,4 +105,104 @@ def render(spec: BundleSpec, key: str, reports: dict[str, dict[str, Any]]) -> st
             "tf_serving_warmup_requests`, replayed before it is AVAILABLE.",
             "",
         ]
+    lines += [
+        "## Checking it",
+        "",
+        "`verify/<model>/<version>.json` records what each version answered at build time "
+        "(its outputs on the model's sample inputs, its signature and SavedModel fingerprint). "
+        "`tftrt-verify` and `tftrt-bench` use it to establish that a server serves these "
+        "artifacts, and no other, before they report anything.",
+        "",
+    ]
     return "\n".join(lines)
+
+
+def _gpus(spec: BundleSpec) -> str:
+    gpus = spec.target.gpus
+    if gpus.device_ids:
+        return f"GPUs {', '.join(gpus.device_ids)}"
+    count = gpus.asked()
+    return "all its GPUs" if count == "all" else f"{count} GPU{'s' if count != 1 else ''}"
+
+
+def _reserves_gpus(spec: BundleSpec) -> bool:
+    return bool(spec.target.gpus.device_ids) or spec.target.gpus.asked() != 0
+
+
+def _host(spec: BundleSpec) -> str:
+    """The host this bundle needs, in words: what its image and GPU reservation ask for."""
+    if _reserves_gpus(spec):
+        return (
+            f"On a GPU host with the NVIDIA container runtime ({_gpus(spec)} reserved for "
+            "each service)"
+        )
+    return "On any host with Docker; no GPU is reserved and none is needed"
+
+
+def _unhealthy(spec: BundleSpec) -> list[str]:
+    t = spec.target
+    lines = [
+        f"Docker restarts a server that exits (`restart: {t.restart}`), but never one that is "
+        "only unhealthy (a version that stopped being AVAILABLE). ",
+    ]
+    if t.autoheal:
+        lines[0] += (
+            "The services carry the label `autoheal=true`: run an autoheal container beside "
+            "them to restart those that turn unhealthy, for example "
+            "`docker run -d --restart=always -v /var/run/docker.sock:/var/run/docker.sock "
+            "willfarrell/autoheal`."
+        )
+    else:
+        lines[0] += "Watch `docker compose ps` (or your monitoring) and restart it yourself."
+    log = t.logging
+    if log.max_size is not None:
+        lines += [
+            "",
+            f"Logs: the `{log.driver}` driver, rotated at {log.max_size}"
+            + (f", {log.max_file} files kept." if log.max_file is not None else "."),
+        ]
+    else:
+        lines += ["", f"Logs: the `{log.driver}` driver."]
+    return lines
+
+
+def _kubernetes(spec: BundleSpec) -> list[str]:
+    t = spec.target
+    k8s = t.k8s
+    where = (
+        f"nodes with NVIDIA GPUs ({_gpus(spec)} per pod, through the device plugin's "
+        "`nvidia.com/gpu`)"
+        if _reserves_gpus(spec)
+        else "any node; no GPU is requested"
+    )
+    claim = (
+        f"`k8s/pvc.yaml` claims `{k8s.volume_claim}` ({k8s.volume_size}, {k8s.access_mode.value})"
+        if k8s.create_claim
+        else f"The PersistentVolumeClaim `{k8s.volume_claim}` must exist"
+    )
+    lines = [
+        f"Runs on {where}. {claim}; copy `models/` onto it before the server starts, for "
+        "example from a pod that mounts the claim read-write "
+        f"(`kubectl cp models/ <pod>:/models -n {k8s.namespace}`). Then:",
+        "",
+        "```sh",
+        "kubectl apply -f k8s/",
+        "```",
+        "",
+        f"The pods get {t.health.startup_timeout_s} s to load and warm up their models "
+        "(startupProbe) and are ready once every version is AVAILABLE. A changed config or "
+        "model changes the pod template's checksums, so `kubectl apply` rolls the pods.",
+    ]
+    if k8s.kserve:
+        lines += [
+            "",
+            "With KServe, apply the InferenceService instead of the Deployment and Service "
+            "(never both: that starts two servers):",
+            "",
+            "```sh",
+            "kubectl apply -f k8s/configmap.yaml"
+            + (" -f k8s/pvc.yaml" if k8s.create_claim else "")
+            + " -f kserve/",
+            "```",
+        ]
+    return lines

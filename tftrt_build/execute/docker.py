@@ -45,6 +45,24 @@ _ENV = {
 _PACKAGES = "import json, tftrt_build.execute.task as e; print(json.dumps(e.package_versions()))"
 
 
+def _needs_paramiko(where: str) -> None:
+    """An ssh:// engine needs paramiko, the [ssh] extra: say so in one line.
+
+    The Docker SDK reaches an ssh:// engine through paramiko (not the ssh binary, whose
+    connection it leaks): paramiko reads ~/.ssh/config (User, Port, IdentityFile,
+    ProxyCommand) and trusts only the host keys in ~/.ssh/known_hosts.
+    """
+    if not where.startswith("ssh://"):
+        return
+    try:
+        import paramiko  # noqa: F401
+    except ImportError as exc:
+        raise CapabilityError(
+            f"the Docker engine {where} is reached over ssh, which needs paramiko: "
+            "pip install 'tftrt-build[ssh]'"
+        ) from exc
+
+
 def _owner() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
@@ -69,10 +87,9 @@ class DockerExecutor:
         from docker.errors import DockerException
 
         try:
+            _needs_paramiko(self.where)
             if self.conf.host:
-                client = docker.client.DockerClient(
-                    base_url=self.conf.host, use_ssh_client=self.conf.host.startswith("ssh://")
-                )
+                client = docker.client.DockerClient(base_url=self.conf.host)
             else:
                 client = docker.client.from_env()
             client.ping()

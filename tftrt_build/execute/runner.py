@@ -26,6 +26,7 @@ OPERATIONS = {
     "tftrt": "tftrt_build.tfops.trt:run",
     "warmup": "tftrt_build.tfops.warmup:run",
     "predict": "tftrt_build.tfops.predict:run",
+    "identity": "tftrt_build.tfops.identity:run",
 }
 
 

@@ -16,13 +16,28 @@ from tftrt_build.config.request import BuildRequest
 from tftrt_build.execute.task import Executor
 from tftrt_build.plan.artifacts import plan_artifact
 from tftrt_build.plan.bundle import bundle_id, plan_bundle
-from tftrt_build.plan.records import ArtifactPlan, BundlePlan, Plan, StagePlan, WarmupPlan
+from tftrt_build.plan.records import (
+    ArtifactPlan,
+    BundlePlan,
+    IdentityPlan,
+    Plan,
+    StagePlan,
+    WarmupPlan,
+)
 from tftrt_build.plan.serving import check_serving
 from tftrt_build.store.cache import Store
 from tftrt_build.store.digest import Progress
 from tftrt_build.store.lock import Lock
 
-__all__ = ["ArtifactPlan", "BundlePlan", "Plan", "StagePlan", "WarmupPlan", "make_plan"]
+__all__ = [
+    "ArtifactPlan",
+    "BundlePlan",
+    "IdentityPlan",
+    "Plan",
+    "StagePlan",
+    "WarmupPlan",
+    "make_plan",
+]
 
 
 def make_plan(

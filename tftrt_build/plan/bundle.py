@@ -16,6 +16,7 @@ from tftrt_build.emit.spec import Batching, BundleModel, BundleSpec, BundleVersi
 from tftrt_build.errors import ConfigError
 from tftrt_build.execute.task import Executor
 from tftrt_build.plan.batching import resolve_batching
+from tftrt_build.plan.identity import plan_identities
 from tftrt_build.plan.integrity import WARMUP_DIR, bundle_edits, version_files
 from tftrt_build.plan.keys import KEY_SALT, stage_key
 from tftrt_build.plan.reasons import bundle_reason
@@ -164,12 +165,14 @@ def plan_bundle(
     spec = bundle_spec(request, keys)
     files = render_all(spec)
     warmups = plan_warmups(spec, request, store, executor, progress)
+    identities = plan_identities(spec, request, store, executor, progress)
     key = digest_json(
         {
             "salt": KEY_SALT,
             "files": file_digests(files),
             "versions": [[m.name, v.version, v.key] for m in spec.models for v in m.versions],
             "warmups": [[w.model, w.version, w.stage.key] for w in warmups],
+            "identities": [[i.model, i.version, i.stage.key] for i in identities],
         }
     )
     reason = bundle_reason(lock.bundles.get(bundle_id(request)), key, file_digests(files))
@@ -188,7 +191,9 @@ def plan_bundle(
     if edits and reason == "unchanged":
         more = f" (+{len(edits) - 3} more)" if len(edits) > 3 else ""
         reason = "hand edits: " + "; ".join(str(e) for e in edits[:3]) + more
-    return BundlePlan(spec, files, key, reason=reason, warmups=warmups, edits=edits)
+    return BundlePlan(
+        spec, files, key, reason=reason, warmups=warmups, edits=edits, identities=identities
+    )
 
 
 def check_bundle_dir(request: BuildRequest) -> None:

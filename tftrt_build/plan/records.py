@@ -97,6 +97,18 @@ class WarmupPlan:
 
 
 @dataclass
+class IdentityPlan:
+    """The identity record of one served version: its artifact run on the sample inputs."""
+
+    model: str
+    version: int
+    artifact: str  # artifact id
+    stage: StagePlan
+    params: dict[str, Any]
+    files: dict[str, Path] = field(default_factory=dict)
+
+
+@dataclass
 class BundlePlan:
     spec: BundleSpec
     files: dict[str, str]
@@ -105,6 +117,7 @@ class BundlePlan:
     warmups: list[WarmupPlan] = field(default_factory=list)
     # Files of the bundle on disk that differ from what tftrt-build wrote there.
     edits: list[Edit] = field(default_factory=list)
+    identities: list[IdentityPlan] = field(default_factory=list)
 
     def warmup_key(self, model: str, version: int) -> str | None:
         return next(
@@ -112,10 +125,20 @@ class BundlePlan:
             None,
         )
 
+    def identity_key(self, model: str, version: int) -> str | None:
+        return next(
+            (i.stage.key for i in self.identities if (i.model, i.version) == (model, version)),
+            None,
+        )
+
     def to_lock(self) -> dict[str, Any]:
         def warmup(m: Any, v: Any) -> dict[str, Any]:
             key = self.warmup_key(m.name, v.version)
-            return {"warmup": key} if key else {}
+            identity = self.identity_key(m.name, v.version)
+            return {
+                **({"warmup": key} if key else {}),
+                **({"identity": identity} if identity else {}),
+            }
 
         return {
             "target": self.spec.target_option,

@@ -1,4 +1,4 @@
-"""Which TF Serving images can serve a TF-TRT artifact: refused at plan time, not at deploy.
+"""Which TF Serving images can serve a TF-TRT artifact, and on which host: refused at plan time.
 
 A TF-TRT SavedModel loads only in a GPU image of TF Serving 2.17 or older (2.18 and newer ship
 no TRTEngineOp kernels, tensorflow/serving#4018) whose TensorRT is the one that converted it (a
@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 
 from tftrt_build.config.request import BuildRequest
-from tftrt_build.config.schema import ConverterKind
+from tftrt_build.config.schema import ConverterKind, GpusConf
 from tftrt_build.errors import ConfigError
 from tftrt_build.plan.records import ArtifactPlan
 
@@ -77,9 +77,33 @@ def serving_problem(image: ServingImage, converter_tensorrt: str | None) -> str:
     return ""
 
 
+def host_problem(image: ServingImage, gpus: GpusConf) -> tuple[str, str]:
+    """(key, why) when a GPU reservation and an official image disagree; ('', '') if they do not.
+
+    A CPU image given GPUs reserves devices it never uses; a -gpu image given none cannot be
+    served on the host the bundle README would describe. Neither is changed silently.
+    """
+    reserved = bool(gpus.device_ids) or gpus.asked() != 0
+    if image.gpu is False and reserved:
+        key = "gpus.device_ids" if gpus.device_ids else "gpus.count"
+        return key, (
+            f"{image.image} is a CPU image, so the GPUs reserved for it would sit idle; set "
+            "target.gpus.count: 0 (the built-in compose_cpu target does)"
+        )
+    if image.gpu is True and not reserved:
+        return "gpus.count", (
+            f"0 GPUs for the GPU image {image.image}; reserve one, or serve on a CPU host with "
+            f"tensorflow/serving:{'.'.join(map(str, image.version or ()))} (target=compose_cpu)"
+        )
+    return "", ""
+
+
 def check_serving(request: BuildRequest, artifacts: list[ArtifactPlan]) -> None:
-    """A TF-TRT artifact must go to an image that can load it: refuse it at plan time."""
+    """The image must suit the GPUs and load every artifact: refuse it at plan time."""
     image = serving_image(request.target.image, request.target.image_tensorrt)
+    key, problem = host_problem(image, request.target.gpus)
+    if problem:
+        raise ConfigError(problem, key=f"target.{key}", file=request.target_option.file)
     for art in artifacts:
         if art.artifact.profile.converter is not ConverterKind.tftrt:
             continue

@@ -1,21 +1,15 @@
 """Bench: latency and throughput of each served version, REST and gRPC, native vs TF-TRT.
 
-A cell (model, version, protocol, batch size, concurrency) is measured by client processes
-(spawned, so they import only requests or grpc), each running threads that send the same
-request body, encoded once before timing. Warm-up requests run first and are not timed; all
-threads then start together. The client's CPU time per request gives its own ceiling
-(processes / CPU seconds per request): a cell whose throughput comes near it is marked
-client-bound, and a cell with any failed request is invalid, never a figure.
+A cell (model, version, protocol, batch size, concurrency) is measured by the load generator
+(``serve.load``). The client's CPU time per request gives its own ceiling (processes / CPU
+seconds per request): a cell whose throughput comes near it is marked client-bound, and a cell
+with any failed request is invalid, never a figure. Speed-ups are between versions whose
+answers proved them to be the artifacts their bundles hold (``serve.identity``).
 """
 
 from __future__ import annotations
 
 import math
-import multiprocessing
-import os
-import threading
-import time
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -23,13 +17,6 @@ import numpy as np
 
 # A cell whose throughput reaches this share of the client's own ceiling measured the client.
 CLIENT_BOUND = 0.8
-
-
-@dataclass(frozen=True)
-class Endpoint:
-    protocol: str  # rest | grpc
-    address: str  # REST URL of :predict, or gRPC host:port
-    body: bytes  # the request, encoded once
 
 
 @dataclass
@@ -53,6 +40,9 @@ class Cell:
     client_ceiling_rps: float = 0.0
     client_bound: bool = False
     speedup: float | None = None  # throughput over the native version's, same cell
+    # Key (12 digits) of the artifact the version answered as, before it was measured
+    # (serve.identity); a cell without one never gets a speed-up.
+    artifact: str = ""
     latencies_ms: list[float] = field(default_factory=list, repr=False)
 
     @property
@@ -74,132 +64,6 @@ class Cell:
         return self.converter == "native"
 
 
-def _call(endpoint: Endpoint, timeout: float) -> Callable[[], str]:
-    """A function that sends the request once and returns '' or what went wrong."""
-    if endpoint.protocol == "rest":
-        import requests
-
-        session = requests.Session()
-        headers = {"Content-Type": "application/json"}
-
-        def rest() -> str:
-            try:
-                response = session.post(
-                    endpoint.address, data=endpoint.body, headers=headers, timeout=timeout
-                )
-            except requests.RequestException as exc:
-                return f"{type(exc).__name__}: {str(exc)[:80]}"
-            if response.status_code != 200:
-                return f"HTTP {response.status_code}: {response.text[:80]}"
-            return ""
-
-        return rest
-    import grpc
-
-    channel = grpc.insecure_channel(endpoint.address)
-    raw = channel.unary_unary(
-        "/tensorflow.serving.PredictionService/Predict",
-        request_serializer=None,
-        response_deserializer=None,
-    )
-
-    def rpc() -> str:
-        try:
-            raw(endpoint.body, timeout=timeout)
-        except grpc.RpcError as exc:
-            return f"{exc.code().name}: {exc.details()}"
-        return ""
-
-    return rpc
-
-
-def _process(
-    endpoint: Endpoint, counts: list[int], warmup: int, timeout: float, barrier: Any, results: Any
-) -> None:
-    """One client process: a thread per entry of counts (timed requests of that thread)."""
-    out: list[tuple[list[float], int, str, float, float]] = []
-    lock = threading.Lock()
-    cpu: dict[str, float] = {}
-
-    def thread(timed: int, index: int) -> None:
-        call = _call(endpoint, timeout)
-        for _ in range(warmup):
-            call()
-        barrier.wait()
-        if index == 0:
-            cpu["start"] = time.process_time()
-        latencies, errors, first = [], 0, ""
-        start = time.perf_counter()
-        for _ in range(timed):
-            t0 = time.perf_counter()
-            problem = call()
-            latencies.append((time.perf_counter() - t0) * 1e3)
-            if problem:
-                errors += 1
-                first = first or problem
-        end = time.perf_counter()
-        with lock:
-            out.append((latencies, errors, first, start, end))
-
-    threads = [threading.Thread(target=thread, args=(n, i)) for i, n in enumerate(counts)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    results.put((out, time.process_time() - cpu.get("start", 0.0)))
-
-
-def split(total: int, parts: int) -> list[int]:
-    return [total // parts + (1 if i < total % parts else 0) for i in range(parts)]
-
-
-def measure(
-    endpoint: Endpoint,
-    concurrency: int,
-    requests: int,
-    warmup: int,
-    processes: int,
-    timeout: float = 60.0,
-) -> dict[str, Any]:
-    """Run one cell; returns latencies, errors, wall time and the client's CPU time."""
-    ctx = multiprocessing.get_context("spawn")
-    n_proc = max(1, min(concurrency, processes or os.cpu_count() or 1))
-    threads = split(concurrency, n_proc)
-    per_thread = split(max(requests, concurrency), concurrency)
-    barrier = ctx.Barrier(concurrency)
-    results = ctx.Queue()
-    procs, offset = [], 0
-    for n in threads:
-        counts = per_thread[offset : offset + n]
-        offset += n
-        procs.append(
-            ctx.Process(target=_process, args=(endpoint, counts, warmup, timeout, barrier, results))
-        )
-    for p in procs:
-        p.start()
-    gathered = [results.get(timeout=timeout * (requests + warmup) + 120) for _ in procs]
-    for p in procs:
-        p.join()
-    latencies: list[float] = []
-    errors, first, starts, ends, cpu = 0, "", [], [], 0.0
-    for threads_out, cpu_s in gathered:
-        cpu += cpu_s
-        for lat, err, msg, start, end in threads_out:
-            latencies += lat
-            errors += err
-            first = first or msg
-            starts.append(start)
-            ends.append(end)
-    return {
-        "latencies_ms": latencies,
-        "errors": errors,
-        "first_error": first,
-        "wall_s": max(ends) - min(starts),
-        "client_cpu_s": cpu,
-        "processes": n_proc,
-    }
-
-
 def fill(cell: Cell, raw: dict[str, Any]) -> Cell:
     lat = np.asarray(raw["latencies_ms"])
     cell.latencies_ms = [round(x, 4) for x in raw["latencies_ms"]]
@@ -217,13 +81,16 @@ def fill(cell: Cell, raw: dict[str, Any]) -> Cell:
 
 
 def speedups(cells: list[Cell]) -> None:
-    """Throughput of each valid cell over the native version's in the same conditions."""
+    """Throughput of each valid cell over the native version's in the same conditions, both
+    measured on versions that answered as their own artifacts."""
     base = {
-        (c.model, c.protocol, c.batch, c.concurrency): c for c in cells if c.baseline and c.valid
+        (c.model, c.protocol, c.batch, c.concurrency): c
+        for c in cells
+        if c.baseline and c.valid and c.artifact
     }
     for c in cells:
         ref = base.get((c.model, c.protocol, c.batch, c.concurrency))
-        if c.valid and ref is not None and ref.throughput_rps:
+        if c.valid and c.artifact and ref is not None and ref.throughput_rps:
             c.speedup = c.throughput_rps / ref.throughput_rps
 
 

@@ -1,8 +1,11 @@
-"""Verify: a running server serves what the configs say, and answers what the models compute.
+"""Verify: a running server serves what the bundle holds, and answers what the models compute.
 
-For every served version: status AVAILABLE; every label pointing at its version; the metadata
-signature equal to the source model's; ``:predict`` on the model's sample inputs equal, within
-the profile's tolerances, to the source model run locally (REST, and gRPC when asked).
+The selection's bundle must be built (``serve.identity.open_bundle``). Then for every served
+version: status AVAILABLE; every label pointing at its version; the metadata signature equal to
+the artifact's own; and, over REST and gRPC, ``:predict`` on the sample batch of its identity
+record answering as that artifact did at build time (tight tolerance; an answer that matches
+another recorded artifact is "serving a different model") and as the source model does, within
+the profile's tolerances (a converted artifact's source runs here, on the CPU).
 """
 
 from __future__ import annotations
@@ -17,11 +20,19 @@ import numpy as np
 import numpy.typing as npt
 
 from tftrt_build.config.profiles import tolerance
+from tftrt_build.config.schema import ConverterKind
 from tftrt_build.errors import StageError
 from tftrt_build.execute.task import Executor, Task
 from tftrt_build.plan import ArtifactPlan, Plan
 from tftrt_build.serve.client import GrpcClient, Predictor, RestClient, ServingError
-from tftrt_build.stages.samples import make
+from tftrt_build.serve.identity import (
+    Bundle,
+    Record,
+    identity_tolerance,
+    judge,
+    known_records,
+    sample_batch,
+)
 from tftrt_build.store.cache import Store
 
 # TF Serving's JSON dtype names and ours (TensorFlow's dtype names).
@@ -149,16 +160,18 @@ def reference_outputs(
 
 def verify(
     plan: Plan,
+    bundle: Bundle,
     store: Store,
     executor: Executor,
     rest: RestClient,
     grpc: GrpcClient | None,
     progress: Callable[[str], None],
 ) -> Report:
+    """Every check of every served version of the bundle (``serve.identity.open_bundle``)."""
+    known = known_records(plan, bundle)
     report = Report()
     by_id = {a.id: a for a in plan.artifacts}
-    references: dict[str, dict[str, npt.NDArray[Any]]] = {}
-    batches: dict[str, dict[str, npt.NDArray[Any]]] = {}
+    references: dict[tuple[str, int], dict[str, npt.NDArray[Any]]] = {}
     for model in plan.bundle.spec.models:
         for label, number in model.labels:
             try:
@@ -176,6 +189,7 @@ def verify(
                 report.add(model.name, f"label {label}", "label", False, str(exc))
         for v in model.versions:
             art = by_id[v.artifact]
+            record = bundle.record(model.name, v.version)
             name, version = model.name, str(v.version)
             progress(f"{name}/{version}")
             try:
@@ -187,38 +201,52 @@ def verify(
             report.add(name, version, "status", state == "AVAILABLE", state)
             if state != "AVAILABLE":
                 continue
-            source, signature = source_signature(art, store)
             try:
                 served = served_signature(rest.metadata(name, v.version), model.signature)
-                same = served == {k: signature[k] for k in ("inputs", "outputs")}
+                same = served == {k: record.signature[k] for k in ("inputs", "outputs")}
                 report.add(
                     name,
                     version,
                     "metadata",
                     same,
-                    "signature matches the source"
+                    "signature matches the artifact's"
                     if same
-                    else f"served {served}, source {signature}",
+                    else f"served {served}, the artifact's {record.signature}",
                 )
             except ServingError as exc:
                 report.add(name, version, "metadata", False, str(exc))
-            m = art.artifact.model
-            key = art.source.key
+            batch = sample_batch(plan, record, art.id)
+            key = (art.source.key, record.rows)
             if key not in references:
-                rows = min(m.samples.count, art.artifact.profile.max_batch_size)
-                batches[key] = make(
-                    m.input_specs(), m.samples.to_params(), rows=rows, project=plan.request.project
-                )
-                references[key] = reference_outputs(art, source, batches[key], executor)
-            tol = tolerance(art.artifact.profile)
-            clients: list[tuple[str, Predictor]] = [("predict (rest)", rest)]
+                references[key] = source_outputs(art, record, batch, store, executor)
+            profile = art.artifact.profile
+            clients: list[tuple[str, Predictor]] = [("rest", rest)]
             if grpc is not None:
-                clients.append(("predict (grpc)", grpc))
-            for what, client in clients:
+                clients.append(("grpc", grpc))
+            for protocol, client in clients:
                 try:
-                    answer = client.predict(name, batches[key], model.signature, version=v.version)
-                    ok, detail = compare(references[key], answer, tol)
+                    answer = client.predict(name, batch, model.signature, version=v.version)
                 except ServingError as exc:
-                    ok, detail = False, str(exc)
-                report.add(name, version, what, ok, detail)
+                    report.add(name, version, f"identity ({protocol})", False, str(exc))
+                    continue
+                verdict = judge(record, known, answer, identity_tolerance(profile))
+                report.add(name, version, f"identity ({protocol})", verdict.ok, verdict.detail)
+                ok, detail = compare(references[key], answer, tolerance(profile))
+                report.add(name, version, f"predict ({protocol})", ok, detail)
     return report
+
+
+def source_outputs(
+    art: ArtifactPlan,
+    record: Record,
+    batch: dict[str, npt.NDArray[Any]],
+    store: Store,
+    executor: Executor,
+) -> dict[str, npt.NDArray[Any]]:
+    """The source model's outputs on the batch. A native artifact is the source SavedModel
+    itself, so its identity record is them; a converted one is compared with its source run
+    here."""
+    if art.artifact.profile.converter is ConverterKind.native:
+        return record.outputs
+    source, _ = source_signature(art, store)
+    return reference_outputs(art, source, batch, executor)

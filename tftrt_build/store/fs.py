@@ -116,6 +116,24 @@ def exchange(a: Path, b: Path) -> bool:
     raise OSError(code, os.strerror(code), str(b))
 
 
+def replace_dir(staged: Path, final: Path) -> None:
+    """Put the complete folder ``staged`` at ``final``, replacing a folder there.
+
+    For results a reader may look at while they are replaced (bench runs): one atomic exchange
+    where the system has it, else two renames. Not a commit step; bundles use store.commit.
+    """
+    if not final.exists():
+        staged.rename(final)
+        return
+    if exchange(staged, final):
+        shutil.rmtree(staged)
+        return
+    old = final.with_name(f".{final.name}.old-{uuid.uuid4().hex[:8]}")
+    final.rename(old)
+    staged.rename(final)
+    shutil.rmtree(old, ignore_errors=True)
+
+
 def _libc() -> ctypes.CDLL | None:
     try:
         return ctypes.CDLL(None, use_errno=True)
