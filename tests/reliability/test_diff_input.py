@@ -212,8 +212,14 @@ def test_the_cli_prints_one_line_exits_2_and_writes_nothing(
 ) -> None:
     root = tmp_path / "repo"
     _trunk(root, shared_cache)
-    result = Project(root, shared_cache).run("mode=diff", "diff.output=review.md")
+    project = Project(root, shared_cache)
+    result = project.run("mode=diff", "diff.output=review.md")
     assert result.code == 2, result.err
     assert result.error_line.startswith("diff.base: neither origin/main nor main exists")
     assert result.out == ""
     assert not (root / "review.md").exists()
+    (root / "out").mkdir()
+    folder = project.run("mode=diff", "diff.base=trunk", "diff.output=out")
+    assert folder.code == 2, folder.err
+    assert folder.error_line == "command line: diff.output: 'out' is a folder; name a file"
+    assert list((root / "out").iterdir()) == []

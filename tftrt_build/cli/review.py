@@ -23,6 +23,7 @@ from tftrt_build.config.options import PRIMARY, HydraOptions
 from tftrt_build.config.paths import relative, under
 from tftrt_build.config.request import Options
 from tftrt_build.config.schema import Config
+from tftrt_build.errors import ConfigError
 from tftrt_build.review.render import render, summary
 from tftrt_build.store.fs import atomic_write_text
 
@@ -32,6 +33,10 @@ CHOOSERS = ("target", "model", "profile")
 
 def diff(config: Config, options: HydraOptions, context: JobContext) -> Outcome:
     project = Path.cwd()
+    output = under(project, config.diff.output) if config.diff.output else None
+    if output is not None and output.is_dir():
+        # Refused before the work, not after it.
+        raise ConfigError(f"'{config.diff.output}' is a folder; name a file", key="diff.output")
     chosen = {
         group
         for override in context.overrides
@@ -43,8 +48,8 @@ def diff(config: Config, options: HydraOptions, context: JobContext) -> Outcome:
     compose_target = composer([*context.overrides, *searchpath])
     review = job.diff(config, context.choices, options, project, compose_target, chosen)
     document = render(review, config.diff.format)
-    if config.diff.output:
-        path = under(project, config.diff.output)
+    if output is not None:
+        path = output
         path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_text(path, document)
         out = console()
