@@ -577,3 +577,23 @@ def test_an_input_file_that_moved(tmp_path: Path, shared_cache: Path) -> None:
         )
         expected.append(f"      file models/demo.py: {digest[0][:12]}… -> {digest[1][:12]}…")
     assert lines[start : start + 10] == expected
+
+
+def test_image_monitoring_and_warmup_changes(feature: Scenario) -> None:
+    from tftrt_build.review.render import describe
+
+    head = copy.deepcopy(feature.base)
+    bundle = head["bundles"]["bundles/prod"]
+    bundle["serving"]["image"] = "tensorflow/serving:2.16.1-gpu"
+    bundle["serving"]["monitoring"]["enabled"] = False
+    tiny = _versions(head, "tiny")["versions"][0]
+    old_warmup = tiny["warmup"]
+    tiny["warmup"] = "f" * 64
+    old, new = _sides(feature.base, head)
+    changes, notes = compare_serving(old, new)
+    assert notes == []
+    assert [describe(c) for c in changes] == [
+        f"warm-up records of tiny:1: {old_warmup[:12]}… -> ffffffffffff…",
+        "image: tensorflow/serving:2.17.1-gpu -> tensorflow/serving:2.16.1-gpu",
+        "monitoring.enabled: true -> false",
+    ]

@@ -441,7 +441,8 @@ class DiffConf:
         default_factory=lambda: [DiffWarning.label_dangling, DiffWarning.gpu_arch_mismatch]
     )
     # Target options to compare; empty: the command line's target when target=, model= or
-    # profile= is given, else every target with a bundle in either lock.
+    # profile= is given (or when neither lock lists a bundle), else every target with a
+    # bundle in either lock.
     targets: list[str] = field(default_factory=list)
 
 

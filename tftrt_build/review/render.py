@@ -9,10 +9,11 @@ the target changes.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from tftrt_build.config.schema import DiffFormat
-from tftrt_build.plan.reasons import Change, short
+from tftrt_build.plan.reasons import Change
 from tftrt_build.review.records import (
     ADDED,
     REBUILT,
@@ -27,6 +28,24 @@ from tftrt_build.review.records import (
 MARKER = "<!-- tftrt-build:diff -->"
 NONE = "—"
 RECIPE = "no config key, file or toolchain moved (a new key recipe)"
+_DIGEST = re.compile(r"^[0-9a-f]{64}$")
+# Longer values (a list of batch sizes, a whole mapping) are cut; the JSON keeps them whole.
+LONGEST = 80
+
+
+def show(value: Any) -> str:
+    """A value as a reviewer reads it: digests cut to 12 characters, names and paths whole."""
+    if isinstance(value, str):
+        return value[:12] + "…" if _DIGEST.match(value) else value
+    text = json.dumps(value, sort_keys=True)
+    return text if len(text) <= LONGEST else text[: LONGEST - 1] + "…"
+
+
+def change_line(c: Change) -> str:
+    """'path: old -> new' (or 'path: added'), values shown whole but for digests."""
+    if c.kind != "changed":
+        return f"{c.path}: {c.kind}"
+    return f"{c.path}: {show(c.before)} -> {show(c.after)}"
 
 
 def render(review: Review, fmt: DiffFormat) -> str:
@@ -65,7 +84,7 @@ def moved(a: ArtifactDiff) -> list[Change]:
 
 def reasons(a: ArtifactDiff) -> list[str]:
     """Why an artifact is rebuilt or changed, one line per thing that moved."""
-    lines = [str(c) for c in moved(a)]
+    lines = [change_line(c) for c in moved(a)]
     if a.status == REBUILT and not lines:
         lines.append(RECIPE)
     return lines
@@ -86,17 +105,15 @@ def _value(what: str, value: Any) -> str:
         return f"version {value['version']} ({value.get('precision') or '?'})"
     if what == "model":
         return "served"
-    return short(value)
+    return show(value)
 
 
 def describe(c: ServingChange) -> str:
     before, after = values(c)
     name = {"warmup": "warm-up records of", "parameter": "", "file": "file"}.get(c.what, c.what)
     head = f"{name} {c.item}".strip()
-    if c.what in ("model", "file") and c.change not in (ADDED, REMOVED):
-        return f"{head}: {c.change}"
-    if c.what == "model":
-        return f"{head}: {c.change}"
+    if c.what == "model" or (c.what == "file" and c.change not in (ADDED, REMOVED)):
+        return f"{head}: {c.change}"  # a file's digests say nothing to a reader
     if c.change == ADDED:
         return f"{head}: added, {after}"
     if c.change == REMOVED:
@@ -221,7 +238,7 @@ def _markdown_target(t: TargetDiff) -> list[str]:
 def _md_change(c: Change) -> str:
     if c.kind != "changed":
         return f"`{_md(c.path)}`: {c.kind}"
-    return f"`{_md(c.path)}`: {_md(short(c.before))} → {_md(short(c.after))}"
+    return f"`{_md(c.path)}`: {_md(show(c.before))} → {_md(show(c.after))}"
 
 
 def _html(value: str) -> str:
