@@ -30,7 +30,7 @@ CASES = [
     ),
     pytest.param(
         ["mode=plna"],
-        "command line: mode: 'plna' is not one of build, plan, check (did you mean 'plan'?)",
+        "command line: mode: 'plna' is not one of build, plan, check, diff (did you mean 'plan'?)",
         id="misspelt-mode",
     ),
     pytest.param(

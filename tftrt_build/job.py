@@ -1,32 +1,38 @@
 """One tftrt-build job: configs -> request -> plan -> check or build, as data the CLI prints.
 
 ``run`` is what a job of any launcher does in each mode; it returns a ``JobResult`` (the
-summary rows, the exit code, and the plan or build it made) and prints nothing.
+summary rows, the exit code, and the plan or build it made) and prints nothing. ``diff``
+(mode=diff) plans every target it covers and compares them with a base lock (``review``).
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from tftrt_build.build import BuildResult, run_build
 from tftrt_build.build.ui import UI
+from tftrt_build.config.paths import under
 from tftrt_build.config.request import BuildRequest, Options
 from tftrt_build.config.resolve import resolve
 from tftrt_build.config.schema import Config, ExecutorConf, ExecutorKind, Mode, VerifyMode
-from tftrt_build.errors import CacheError
+from tftrt_build.errors import CacheError, ConfigError, did_you_mean
 from tftrt_build.execute.local import LocalExecutor
 from tftrt_build.execute.task import Executor
 from tftrt_build.plan import Plan, make_plan
 from tftrt_build.plan.reasons import stale
+from tftrt_build.review import Planned, Review, Selection, assemble, from_locks, load_base
 from tftrt_build.store.cache import Store
 from tftrt_build.store.digest import StatCache
 from tftrt_build.store.lock import read_lock
 
 log = logging.getLogger(__name__)
+# Composes the config of another target from the command line's overrides plus these ones.
+Compose = Callable[[list[str]], tuple[Config, dict[str, str], Options]]
 
 
 @dataclass
@@ -158,3 +164,78 @@ def run(
     for row in result.rows:
         row.job = job
     return result
+
+
+def diff(
+    config: Config,
+    choices: dict[str, str],
+    options: Options,
+    project: Path,
+    compose: Compose,
+    chosen: set[str],
+) -> Review:
+    """mode=diff: plan the targets a diff covers and compare them with the base lock.
+
+    ``chosen`` holds the groups among target, model and profile that the command line set
+    (``target=``, ``model.x=``, ...): then only that target is compared.
+    """
+    conf = config.diff
+    lock_path = under(project, config.lock)
+    base = load_base(project, lock_path, conf)
+    head_lock = read_lock(lock_path)
+    if conf.targets:
+        if "target" in chosen:
+            raise ConfigError(
+                "diff.targets and target= both choose what to compare; give one",
+                key="diff.targets",
+            )
+        names = options.names("target")
+        for i, name in enumerate(conf.targets):
+            if name not in names:
+                raise ConfigError(
+                    f"no target option '{name}'",
+                    key=f"diff.targets[{i}]",
+                    hint=did_you_mean(name, names),
+                )
+        selections = [Selection(t) for t in conf.targets]
+    elif chosen or not (head_lock.bundles or base.lock.bundles):
+        selections = [Selection(choices["target"], choices["model"], choices["profile"])]
+    else:
+        selections = from_locks(head_lock, base.lock)
+    own = (config, choices, options)
+    planned = [_plan_selection(s, own, compose, project) for s in selections]
+    log.info("mode=diff against %s: %d targets", base.description, len(planned))
+    return assemble(base, planned, head_lock, set(conf.blocking))
+
+
+def _plan_selection(
+    selection: Selection,
+    own: tuple[Config, dict[str, str], Options],
+    compose: Compose,
+    project: Path,
+) -> Planned:
+    """Plan a selection from the working tree's configs: the command line's own, or composed."""
+    config, choices, options = own
+    if selection.target not in options.names("target"):
+        return Planned(selection, None, f"target option '{selection.target}' no longer exists")
+    wanted = {"target": selection.target}
+    missing = ""
+    for group, name in (("model", selection.model), ("profile", selection.profile)):
+        if name is not None and name not in options.names(group):
+            missing = f"{group} option '{name}' no longer exists"
+        elif name is not None:
+            wanted[group] = name
+    if missing:
+        wanted = {"target": selection.target}
+    if any(choices.get(group) != name for group, name in wanted.items()):
+        config, choices, options = compose([f"{g}={n}" for g, n in wanted.items()])
+    if missing and not config.target.models:
+        # The target serves the model and profile its bundle was built with, and one is gone.
+        return Planned(selection, None, missing)
+    return Planned(selection, _plan_only(resolve(config, choices, options, project)))
+
+
+def _plan_only(request: BuildRequest) -> Plan:
+    plan, store, _ = plan_request(request)
+    store.stat_cache.save()
+    return plan

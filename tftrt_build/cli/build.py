@@ -1,4 +1,4 @@
-"""``tftrt-build``: build, plan or check a target, and print what happened."""
+"""``tftrt-build``: build, plan, check or diff a target, and print what happened."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from rich.markup import escape
 from tftrt_build import job
 from tftrt_build.cli.app import Command, JobContext, Outcome
 from tftrt_build.cli.console import RichUI, console
+from tftrt_build.cli.review import diff
 from tftrt_build.cli.tables import details_table, plan_table, stale_table, summary_table
 from tftrt_build.config.options import HydraOptions
 from tftrt_build.config.paths import relative
@@ -16,6 +17,8 @@ from tftrt_build.config.schema import Config, Mode
 
 
 def build(config: Config, options: HydraOptions, context: JobContext) -> Outcome:
+    if config.mode is Mode.diff:
+        return diff(config, options, context)
     project = Path.cwd()
     result = job.run(
         config, context.choices, options, project, RichUI(context.verbose), context.job

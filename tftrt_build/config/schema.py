@@ -24,6 +24,7 @@ class Mode(Enum):
     build = "build"  # build what is missing, emit the bundle, update the lock
     plan = "plan"  # say what would be built and why; touch nothing
     check = "check"  # exit non-zero when tftrt.lock is out of date; touch nothing
+    diff = "diff"  # compare the configs and lock with a base (a git ref or a lock file)
 
 
 class SourceKind(Enum):
@@ -448,6 +449,45 @@ class BenchConf:
     output_dir: str = "bench-results"
 
 
+class DiffFormat(Enum):
+    text = "text"  # for a terminal or a CI log
+    markdown = "markdown"  # a pull request comment body: one table per target, details folded
+    json = "json"  # for tools
+
+
+class DiffWarning(Enum):
+    # A label, or a version clients pin, now serves a lower precision (FP32 > FP16 > INT8).
+    precision_lowered = "precision_lowered"
+    # A version was removed and the label that pointed at it went with it: its clients fail.
+    label_dangling = "label_dangling"
+    # tftrt.lock's TF-TRT engines were built for another GPU architecture than the target's.
+    gpu_arch_mismatch = "gpu_arch_mismatch"
+    # A profile's tolerance.atol or rtol grew, or top1_agreement fell or was dropped.
+    tolerance_loosened = "tolerance_loosened"
+    # tftrt.lock is out of date with the configs (what mode=check fails on).
+    lock_stale = "lock_stale"
+
+
+@dataclass
+class DiffConf:
+    # mode=diff compares with tftrt.lock at the merge-base of HEAD and this git ref;
+    # null: origin/main, else main.
+    base: Optional[str] = None
+    # Or with this lock file (relative to the project) instead of one from git.
+    base_lock: Optional[str] = None
+    format: DiffFormat = DiffFormat.text
+    # Write the diff to this file (relative to the project) instead of printing it.
+    output: Optional[str] = None
+    # Warnings that make mode=diff exit 1; the others are reported and exit 0.
+    blocking: list[DiffWarning] = field(
+        default_factory=lambda: [DiffWarning.label_dangling, DiffWarning.gpu_arch_mismatch]
+    )
+    # Target options to compare; empty: the command line's target when target=, model= or
+    # profile= is given (or when neither lock lists a bundle), else every target with a
+    # bundle in either lock.
+    targets: list[str] = field(default_factory=list)
+
+
 @dataclass
 class CacheConf:
     # Content-addressed store; TFTRT_CACHE_DIR moves it.
@@ -473,6 +513,8 @@ class Config:
     server: ServerConf = field(default_factory=ServerConf)
     deploy: DeployConf = field(default_factory=DeployConf)
     bench: BenchConf = field(default_factory=BenchConf)
+    # mode=diff: what to compare with, how to show it, what blocks.
+    diff: DiffConf = field(default_factory=DiffConf)
 
 
 def register_configs() -> None:

@@ -7,6 +7,7 @@ computed by comparing the stage's inputs with what ``tftrt.lock`` recorded.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any
 
 from tftrt_build.plan.integrity import artifact_digest_in_bundle, output_mismatch, read_manifest
@@ -15,25 +16,47 @@ from tftrt_build.store.cache import Lookup
 from tftrt_build.store.digest import StatCache
 
 
-def changes(before: Any, after: Any, prefix: str = "") -> list[str]:
-    """Dotted paths whose values differ, with old -> new values: 'args.classes: 10 -> 12'."""
+@dataclass(frozen=True)
+class Change:
+    """One value that moved between two records, at its dotted path."""
+
+    path: str
+    before: Any = None
+    after: Any = None
+    # added or removed: the key exists on one side only.
+    kind: str = "changed"
+
+    def __str__(self) -> str:
+        if self.kind != "changed":
+            return f"{self.path}: {self.kind}"
+        return f"{self.path}: {short(self.before)} -> {short(self.after)}"
+
+
+def moves(before: Any, after: Any, prefix: str = "") -> list[Change]:
+    """Every dotted path whose value differs between two plain records, in key order."""
     if isinstance(before, dict) and isinstance(after, dict):
-        found: list[str] = []
+        found: list[Change] = []
         for k in sorted(set(before) | set(after), key=str):
             path = f"{prefix}.{k}" if prefix else str(k)
             if k not in before:
-                found.append(f"{path}: added")
+                found.append(Change(path, None, after[k], "added"))
             elif k not in after:
-                found.append(f"{path}: removed")
+                found.append(Change(path, before[k], None, "removed"))
             else:
-                found.extend(changes(before[k], after[k], path))
+                found.extend(moves(before[k], after[k], path))
         return found
     if before == after:
         return []
-    return [f"{prefix}: {_short(before)} -> {_short(after)}"]
+    return [Change(prefix, before, after)]
 
 
-def _short(value: Any) -> str:
+def changes(before: Any, after: Any, prefix: str = "") -> list[str]:
+    """Dotted paths whose values differ, with old -> new values: 'args.classes: 10 -> 12'."""
+    return [str(c) for c in moves(before, after, prefix)]
+
+
+def short(value: Any) -> str:
+    """A value as one short token: digests and long values cut to 12 characters."""
     text = json.dumps(value, sort_keys=True) if not isinstance(value, str) else value
     return text if len(text) <= 20 else text[:12] + "…"
 

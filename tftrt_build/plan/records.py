@@ -143,9 +143,28 @@ class BundlePlan:
         return {
             "target": self.spec.target_option,
             "key": self.key,
+            "serving": serving_record(self.spec),
             "files": file_digests(self.files),
             "models": served_models(self.spec, warmup),
         }
+
+
+def serving_record(spec: BundleSpec) -> dict[str, Any]:
+    """What the server runs with, as the lock keeps it for review (mode=diff, a raw git diff).
+
+    The rendered files' digests say that something changed; these say what. Batching is the
+    resolved one (defaults filled from the profiles), as written to batching.config.
+    """
+    target = spec.target
+    batching = {"enabled": spec.batching is not None, **(plain(spec.batching) or {})}
+    return {
+        "kind": target.kind.value,
+        "image": target.image,
+        "gpus": plain(target.gpus),
+        "ports": plain(target.ports),
+        "batching": batching,
+        "monitoring": plain(target.monitoring),
+    }
 
 
 @dataclass
