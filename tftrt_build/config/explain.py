@@ -2,7 +2,9 @@
 
 Hydra reports a bad override or option over several lines (search path, type names, hints).
 Here each known shape becomes ``<file or "command line">: <key>: <what is wrong> (<hint>)``,
-with the nearest valid name for a misspelt option, key or choice.
+with the nearest valid name for a misspelt option, key or choice. An exception of any other
+kind is not a config error but a bug: ``explain`` returns None and the caller reports it as an
+internal error, never as bad input.
 """
 
 from __future__ import annotations
@@ -13,7 +15,12 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from hydra.errors import ConfigCompositionException, MissingConfigException, OverrideParseException
+from hydra.errors import (
+    ConfigCompositionException,
+    HydraException,
+    MissingConfigException,
+    OverrideParseException,
+)
 from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
 from tftrt_build.config import schema
@@ -28,8 +35,11 @@ _CHOICES = re.compile(r"Invalid value '([^']*)', expected one of \[([^\]]*)\]")
 _CONVERT = re.compile(r"Value '([^']*)' of type '\w+' could not be converted to (\w+)")
 
 
-def explain(exc: BaseException, choices: dict[str, str], options: Any) -> TftrtError:
-    """The one-line error for an exception raised while composing or converting the config."""
+def explain(exc: BaseException, choices: dict[str, str], options: Any) -> TftrtError | None:
+    """The one-line error for an exception raised while composing or converting the config.
+
+    None when the exception is none of Hydra's, OmegaConf's or PyYAML's: a bug, not bad input.
+    """
     if isinstance(exc, TftrtError):
         return exc
     if isinstance(exc, MissingConfigException):
@@ -44,7 +54,11 @@ def explain(exc: BaseException, choices: dict[str, str], options: Any) -> TftrtE
     if isinstance(exc, OmegaConfBaseException):
         key = getattr(exc, "full_key", None) or None
         return _value_error(_first_line(exc), key, _file_of_key(key, choices, options), exc)
-    return ConfigError(_first_line(exc))
+    if isinstance(exc, yaml.YAMLError):
+        return ConfigError(f"invalid YAML: {_first_line(exc)}")
+    if isinstance(exc, HydraException):
+        return ConfigError(_first_line(exc), file=COMMAND_LINE)
+    return None
 
 
 def _first_line(exc: BaseException) -> str:

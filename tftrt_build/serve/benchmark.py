@@ -18,25 +18,16 @@ from tftrt_build.serve import bench as b
 from tftrt_build.serve.client import GrpcClient, RestClient, path
 from tftrt_build.stages.samples import make
 
-PROTOCOLS = ("rest", "grpc")
 RESULT_FILES = ("samples.json", "summary.json", "summary.md", "latency.png")
-
-
-def check_bench(conf: BenchConf) -> None:
-    unknown = sorted(set(conf.protocols) - set(PROTOCOLS))
-    if unknown:
-        raise ConfigError(
-            f"unknown protocol '{unknown[0]}' ({', '.join(PROTOCOLS)})",
-            key="bench.protocols",
-            file="command line",
-        )
 
 
 def run(
     plan: Plan, conf: BenchConf, server: ServerConf, rest_url: str, grpc_address: str, ui: UI
 ) -> list[b.Cell]:
-    """Measure every cell the bench config asks for; speed-ups against the native versions."""
-    check_bench(conf)
+    """Measure every cell the bench config asks for; speed-ups against the native versions.
+
+    The bench keys were checked with the rest of the config (``config.commands``).
+    """
     rest = RestClient(rest_url, server.timeout_s)
     # Only builds the gRPC requests here (the client processes send them).
     grpc = GrpcClient(grpc_address) if "grpc" in conf.protocols else None
