@@ -125,13 +125,13 @@ def _check_native(profile: ProfileConf, file: str | None) -> None:
     if mode != Precision.FP32.value:
         raise ConfigError(
             f"the native converter serves the SavedModel as-is; {mode} needs converter: tftrt",
-            key="profile.precision",
+            key="profile.precision_mode" if profile.precision_mode else "profile.precision",
             file=file,
         )
     if profile.calibration.source is not CalibrationSource.off:
         raise ConfigError(
             "calibration is for converter: tftrt with precision INT8",
-            key="profile.calibration",
+            key="profile.calibration.source",
             file=file,
         )
 
