@@ -7,6 +7,10 @@ Exit codes: 0 done; 1 a stage failed or the lock is stale (mode=check); 2 bad co
 A command is a ``Command`` over a job body. A single run ends with ``SystemExit`` carrying the
 job's code; in a sweep each job leaves its outcome in its run folder and ``SweepSummary``
 (``tftrt_build.cli.sweep``) ends the process with the worst. Nothing here is global state.
+
+Why this module is long: starting Hydra, keeping its own error printing and HYDRA_FULL_ERROR
+out of the user's view and environment, and reporting every failure by kind are one flow that
+reads best in one place.
 """
 
 from __future__ import annotations
@@ -34,7 +38,13 @@ from rich.markup import escape
 from tftrt_build.cli.console import console
 from tftrt_build.config.explain import COMMAND_LINE, explain
 from tftrt_build.config.keys import check_known_keys
-from tftrt_build.config.options import HydraOptions, register_search_path, user_config_dirs
+from tftrt_build.config.options import (
+    HydraOptions,
+    command_line_value,
+    register_search_path,
+    user_config_dirs,
+)
+from tftrt_build.config.outputs import check_cache_dir
 from tftrt_build.config.paths import under
 from tftrt_build.config.schema import Config, register_configs
 from tftrt_build.config.yamlguard import check_config_dirs
@@ -182,11 +192,17 @@ def prepare(argv: list[str]) -> None:
 
     Registers the schemas and the project's search path (whatever the install mode), and
     refuses a config file of the user's that is unsafe to load (not UTF-8, an alias bomb, too
-    deeply nested) before Hydra's loader would hang or crash on it.
+    deeply nested) before Hydra's loader would hang or crash on it, and a ``cache.dir`` outside
+    the project before Hydra would make a run folder in it.
     """
     register_configs()
     register_search_path()
     check_config_dirs(user_config_dirs(argv))
+    # Hydra makes the run folder in cache.dir before any job starts: check it first.
+    cache_dir = command_line_value(argv, "cache.dir")
+    if isinstance(cache_dir, str):
+        outside = command_line_value(argv, "allow_outside_project") is True
+        check_cache_dir(cache_dir, Path.cwd(), COMMAND_LINE, outside)
 
 
 class Command:

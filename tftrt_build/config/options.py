@@ -81,6 +81,20 @@ def user_config_dirs(argv: Sequence[str]) -> list[Path]:
     return [path.absolute() for path in found]
 
 
+def command_line_value(argv: Sequence[str], key: str) -> Any:
+    """The value the command line's last override of ``key`` sets; None when none does."""
+    found: Any = None
+    for arg in argv:
+        if arg.startswith("-") or arg.lstrip("+~").split("=", 1)[0] != key:
+            continue
+        try:
+            override = OverridesParser.create().parse_overrides([arg])[0]
+        except OverrideParseException:
+            continue  # Hydra reports the syntax error itself
+        found = None if override.is_delete() else override.value()
+    return found
+
+
 @dataclass(frozen=True)
 class CommandLine:
     """What the command line says about the groups a target lists: options chosen, keys set."""
