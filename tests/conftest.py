@@ -162,24 +162,22 @@ def compose_request(monkeypatch: pytest.MonkeyPatch, in_project: None):  # type:
     from hydra import compose, initialize_config_module
     from omegaconf import open_dict
 
-    from tftrt_build.cli.app import to_config
+    from tftrt_build.cli.app import prepare, to_config
     from tftrt_build.config.options import HydraOptions
     from tftrt_build.config.resolve import resolve
-    from tftrt_build.config.schema import register_configs
-
-    register_configs()
 
     def make(root: Path, *overrides: str):  # type: ignore[no-untyped-def]
         monkeypatch.chdir(root)
         from hydra.core.global_hydra import GlobalHydra
 
+        prepare(list(overrides))
         GlobalHydra.instance().clear()
         with initialize_config_module("tftrt_build.conf", version_base="1.3"):
             cfg = compose("tftrt_build", list(overrides), return_hydra_config=True)
             choices = dict(cfg.hydra.runtime.choices)
             with open_dict(cfg):
                 del cfg["hydra"]
-            options = HydraOptions()
+            options = HydraOptions(cfg, [], list(overrides))
             return resolve(to_config(cfg, choices, options), choices, options, root)
 
     return make

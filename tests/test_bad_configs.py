@@ -213,5 +213,7 @@ def test_bad_lock_schema_is_refused(catalogue: Project) -> None:
     result = catalogue.run("mode=check")
     assert result.code == 2
     assert result.error_line == (
-        "tftrt.lock: schema 99 is not the supported 1; rebuild with mode=build to rewrite it"
+        "tftrt.lock: schema 99 is not the supported 1 (written by another version of "
+        "tftrt-build) (restore it from version control, or delete it and run tftrt-build to "
+        "write it again)"
     )

@@ -155,8 +155,12 @@ def test_killed_build_leaves_no_entry(project: Project) -> None:
 
 def test_cache_dir_moves_with_env_and_key(project: Project, tmp_path: Path) -> None:
     moved = tmp_path / "elsewhere"
-    result = project.run(f"cache.dir={moved}", "mode=plan")
-    assert result.code == 0
+    # A cache outside the project is an explicit choice, like any other output path.
+    refused = project.run(f"cache.dir={moved}", "mode=plan")
+    assert refused.code == 2 and "allow_outside_project=true" in refused.error_line
+    assert not moved.exists()
+    result = project.run(f"cache.dir={moved}", "allow_outside_project=true", "mode=plan")
+    assert result.code == 0, result.err
     assert (moved / "runs").is_dir()
 
 

@@ -24,7 +24,7 @@ def test_round_trip_and_fixed_order() -> None:
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("[1, 2]", "tftrt.lock: not a tftrt.lock (expected a mapping)"),
+        ("[1, 2]", "tftrt.lock: not a tftrt.lock (expected a mapping, found a list)"),
         ("schema: 2\nhash: blake3\n", "tftrt.lock: schema 2 is not the supported 1"),
         ("schema: 1\nhash: md5\n", "tftrt.lock: digests are 'md5', expected blake3"),
         ("schema: [", "tftrt.lock: not valid YAML"),

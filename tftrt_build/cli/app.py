@@ -7,6 +7,10 @@ Exit codes: 0 done; 1 a stage failed or the lock is stale (mode=check); 2 bad co
 A command is a ``Command`` over a job body. A single run ends with ``SystemExit`` carrying the
 job's code; in a sweep each job leaves its outcome in its run folder and ``SweepSummary``
 (``tftrt_build.cli.sweep``) ends the process with the worst. Nothing here is global state.
+
+Why this module is long: starting Hydra, keeping its own error printing and HYDRA_FULL_ERROR
+out of the user's view and environment, and reporting every failure by kind are one flow that
+reads best in one place.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import sys
 import traceback
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -32,10 +37,18 @@ from rich.markup import escape
 
 from tftrt_build.cli.console import console
 from tftrt_build.config.explain import COMMAND_LINE, explain
-from tftrt_build.config.options import HydraOptions
+from tftrt_build.config.keys import check_known_keys
+from tftrt_build.config.options import (
+    HydraOptions,
+    command_line_value,
+    register_search_path,
+    user_config_dirs,
+)
+from tftrt_build.config.outputs import check_cache_dir
 from tftrt_build.config.paths import under
 from tftrt_build.config.schema import Config, register_configs
-from tftrt_build.errors import ConfigError, TftrtError, did_you_mean
+from tftrt_build.config.yamlguard import check_config_dirs
+from tftrt_build.errors import ConfigError, TftrtError
 from tftrt_build.store.runs import prune_runs
 
 log = logging.getLogger(__name__)
@@ -80,16 +93,15 @@ def print_error(message: str) -> None:
 
 
 def to_config(cfg: DictConfig, choices: dict[str, str], options: HydraOptions) -> Config:
-    known = [f.name for f in dataclasses.fields(Config)]
-    for key in cfg:
-        if key not in known:
-            raise ConfigError(
-                "unknown key", key=str(key), file=COMMAND_LINE, hint=did_you_mean(str(key), known)
-            )
+    # Only a +key=value override can add a key the schema lacks: blame the command line.
+    check_known_keys(cfg, "", COMMAND_LINE)
     try:
         obj = OmegaConf.to_object(cfg)
     except Exception as exc:
-        raise explain(exc, choices, options) from exc
+        error = explain(exc, choices, options)
+        if error is None:
+            raise
+        raise error from exc
     assert isinstance(obj, Config)
     return obj
 
@@ -123,7 +135,8 @@ def report(exc: BaseException, context: JobContext) -> int:
             for line in tail:
                 err.print(f"  [dim]{escape(line)}[/dim]", highlight=False)
         return exc.exit_code
-    log.error("internal error", exc_info=exc)
+    if _log_file() is not None:
+        log.error("internal error", exc_info=exc)
     where = f"; traceback in {context.log_file}" if context.log_file else ""
     first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
     print_error(
@@ -174,6 +187,24 @@ def _wants_traceback(argv: list[str]) -> bool:
     )
 
 
+def prepare(argv: list[str]) -> None:
+    """What every command does before Hydra reads a config file.
+
+    Registers the schemas and the project's search path (whatever the install mode), and
+    refuses a config file of the user's that is unsafe to load (not UTF-8, an alias bomb, too
+    deeply nested) before Hydra's loader would hang or crash on it, and a ``cache.dir`` outside
+    the project before Hydra would make a run folder in it.
+    """
+    register_configs()
+    register_search_path()
+    check_config_dirs(user_config_dirs(argv))
+    # Hydra makes the run folder in cache.dir before any job starts: check it first.
+    cache_dir = command_line_value(argv, "cache.dir")
+    if isinstance(cache_dir, str):
+        outside = command_line_value(argv, "allow_outside_project") is True
+        check_cache_dir(cache_dir, Path.cwd(), COMMAND_LINE, outside)
+
+
 class Command:
     """One tftrt-* console command: a Hydra app over tftrt-build's configs and a job body."""
 
@@ -185,29 +216,40 @@ class Command:
         self._tracebacks = False
 
     def main(self) -> None:
-        register_configs()
         self._user_full_error = os.environ.get("HYDRA_FULL_ERROR")
         self._tracebacks = _wants_traceback(sys.argv[1:])
-        app = hydra.main(
-            version_base="1.3", config_path="pkg://tftrt_build.conf", config_name=self.config_name
-        )(self.task)
         try:
+            prepare(sys.argv[1:])
+            app = hydra.main(
+                version_base="1.3",
+                config_path="pkg://tftrt_build.conf",
+                config_name=self.config_name,
+            )(self.task)
             with _hydra_raises():
                 app()
         except KeyboardInterrupt:
             console(stderr=True).print("[red]interrupted[/red]")
             sys.exit(INTERRUPTED)
         except Exception as exc:
-            # Composing the config failed, before any job started.
             if self._tracebacks:
                 raise
-            error = explain(exc, {}, HydraOptions())
-            context = JobContext({}, [], "", None, False)
-            sys.exit(report(error, context))
+            sys.exit(self.failed_to_start(exc))
         sys.exit(0)
 
+    def failed_to_start(self, exc: Exception) -> int:
+        """Composing the config failed, before any job started: say why, return the exit code."""
+        error = explain(exc, {}, HydraOptions())
+        if error is not None:
+            return report(error, JobContext({}, [], "", None, False))
+        # A bug before Hydra set up the run's log: its traceback gets a run folder of its own.
+        return report(exc, JobContext({}, [], "", _crash_log(exc), False))
+
     def task(self, cfg: DictConfig) -> None:
-        """The Hydra task function: run the job, record its outcome, end a single run."""
+        """The Hydra task function: run the job, record its outcome, end a single run.
+
+        Nothing but SystemExit (a single run's exit code) and KeyboardInterrupt leaves it:
+        Hydra would print its own "Error executing job" line above ours for anything else.
+        """
         hc = HydraConfig.get()
         multirun = hc.mode is RunMode.MULTIRUN
         context = JobContext(
@@ -221,13 +263,17 @@ class Command:
         with _user_environment(self._user_full_error), _console_log(context.verbose):
             outcome = self.run_job(cfg, context)
         if multirun:
-            (Path(hc.runtime.output_dir) / OUTCOME_FILE).write_text(outcome.to_json())
+            try:
+                (Path(hc.runtime.output_dir) / OUTCOME_FILE).write_text(outcome.to_json())
+            except OSError as exc:
+                # The sweep summary counts a job without an outcome as failed.
+                print_error(f"cannot record the outcome of job {context.job}: {exc}")
         elif outcome.code:
             raise SystemExit(outcome.code)
 
     def run_job(self, cfg: DictConfig, context: JobContext) -> Outcome:
-        options = HydraOptions(cfg, list(HydraConfig.get().searchpath))
         try:
+            options = HydraOptions(cfg, list(HydraConfig.get().searchpath), context.overrides)
             try:
                 config = to_config(cfg, context.choices, options)
                 _prune_runs(config)
@@ -240,6 +286,18 @@ class Command:
             code = report(exc, context)
             failed = {"choices": context.choices, "job": context.job, "error": str(exc)}
             return Outcome(code, "failed", [failed])
+
+
+def _crash_log(exc: Exception) -> Path | None:
+    """A run folder's log holding the traceback of a bug hit before Hydra made the run's own."""
+    cache = under(Path.cwd(), os.environ.get("TFTRT_CACHE_DIR") or ".tftrt-cache")
+    path = cache / "runs" / datetime.now().strftime("%Y-%m-%d_%H-%M-%S_%f") / "run.log"
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("".join(traceback.format_exception(exc)))
+    except OSError:
+        return None
+    return path
 
 
 def _log_file() -> Path | None:

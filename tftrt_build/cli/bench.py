@@ -18,7 +18,6 @@ from tftrt_build.serve.client import grpc_address, rest_url
 
 
 def bench(config: Config, options: HydraOptions, context: JobContext) -> Outcome:
-    benchmark.check_bench(config.bench)
     request = resolve(config, context.choices, options, Path.cwd())
     plan, _, _ = plan_request(request)
     rest = rest_url(config.target, config.server)

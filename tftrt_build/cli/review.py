@@ -79,7 +79,10 @@ def composer(overrides: list[str]) -> job.Compose:
         try:
             cfg = compose(PRIMARY, [*overrides, *extra], return_hydra_config=True)
         except Exception as exc:
-            raise explain(exc, {}, options) from exc
+            error = explain(exc, {}, options)
+            if error is None:
+                raise  # not bad input: a bug, reported as an internal error
+            raise error from exc
         choices = dict(cfg.hydra.runtime.choices)
         paths = list(cfg.hydra.searchpath)
         with open_dict(cfg):

@@ -8,9 +8,12 @@ file and the key.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Callable
 
+from tftrt_build.config.applies import check_model_applies, check_target_applies
+from tftrt_build.config.names import check_name
 from tftrt_build.config.profiles import gpu_specific
 from tftrt_build.config.request import ArtifactSpec
 from tftrt_build.config.schema import (
@@ -47,13 +50,18 @@ DTYPES = [
     "uint32",
     "uint64",
 ]
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-_LABEL = re.compile(r"^[A-Za-z][A-Za-z0-9_-]*$")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
+# A Kubernetes namespace is an RFC 1123 label; a claim name an RFC 1123 subdomain.
+_RFC1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+_RFC1123_SUBDOMAIN = re.compile(
+    r"^(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+)
+_RESTART = re.compile(r"^(no|always|unless-stopped|on-failure(:\d+)?)$")
+_COMPUTE_CAPABILITY = re.compile(r"^\d+\.\d+$")
+# Seeds go to NumPy, which takes 0 <= seed < 2**32.
+SEED_MAX = 2**32 - 1
+URL_SCHEMES = ("http", "https", "file")
 
-NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-LABEL = re.compile(r"^[A-Za-z][A-Za-z0-9_-]*$")
-_SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 Fail = Callable[..., ConfigError]
 
@@ -67,8 +75,7 @@ def _failing(prefix: str, file: str | None) -> Fail:
 
 def check_model(model: ModelConf, file: str | None) -> None:
     fail = _failing("model", file)
-    if not NAME.match(model.name):
-        raise fail("name", f"'{model.name}' is not a valid model name (letters, digits, _ . -)")
+    check_name(model.name, "model.name", file)
     if not model.inputs:
         raise fail("inputs", "declares no inputs")
     names: set[str] = set()
@@ -92,7 +99,10 @@ def check_model(model: ModelConf, file: str | None) -> None:
         raise fail("samples.high", "must be greater than samples.low")
     if model.samples.kind is SampleKind.file and not model.samples.path:
         raise fail("samples.path", "samples.kind=file needs a .npz path")
+    if not 0 <= model.samples.seed <= SEED_MAX:
+        raise fail("samples.seed", f"{model.samples.seed} is not between 0 and {SEED_MAX}")
     _check_source(model, fail)
+    check_model_applies(model, file)
 
 
 def _check_source(model: ModelConf, fail: Fail) -> None:
@@ -103,9 +113,16 @@ def _check_source(model: ModelConf, fail: Fail) -> None:
             raise fail("source.script", f"source.kind={kind} needs a script under models/")
         if list(model.tags) != ["serve"]:
             raise fail("tags", "an exported model has the single tag set [serve]")
+        if not 0 <= src.seed <= SEED_MAX:
+            raise fail("source.seed", f"{src.seed} is not between 0 and {SEED_MAX}")
     elif src.kind is SourceKind.archive:
         if not (src.url or src.path):
             raise fail("source.url", f"source.kind={kind} needs a url or a path")
+        if src.url and src.path:
+            raise fail("source.path", "set either source.url or source.path, not both")
+        scheme = src.url.split("://", 1)[0] if src.url and "://" in src.url else ""
+        if src.url and scheme not in URL_SCHEMES:
+            raise fail("source.url", f"'{src.url}' is not an http://, https:// or file:// address")
         if src.sha256 is not None and not _SHA256.match(src.sha256.lower()):
             raise fail("source.sha256", f"'{src.sha256}' is not 64 hex digits")
     elif src.kind is SourceKind.local and not src.path:
@@ -114,20 +131,30 @@ def _check_source(model: ModelConf, fail: Fail) -> None:
 
 def check_target(target: TargetConf, file: str | None) -> None:
     fail = _failing("target", file)
-
-    if not NAME.match(target.name):
-        raise fail("name", f"'{target.name}' is not a valid name (letters, digits, _ . -)")
-    image = target.image
-    if "@sha256:" not in image:
-        tag = image.rsplit("/", 1)[-1].partition(":")[2]
-        if not tag or tag == "latest":
-            raise fail("image", f"'{image}' is not pinned; name a tag such as :2.17.1-gpu")
+    check_name(target.name, "target.name", file)
+    _check_image(target.image, fail)
     for key in ("rest", "grpc"):
         port = getattr(target.ports, key)
         if not 1 <= port <= 65535:
             raise fail(f"ports.{key}", f"{port} is not a TCP port")
     if target.ports.rest == target.ports.grpc:
         raise fail("ports.grpc", f"REST and gRPC both use port {target.ports.rest}")
+    try:
+        ipaddress.ip_address(target.ports.host)
+    except ValueError as exc:
+        raise fail(
+            "ports.host", f"'{target.ports.host}' is not an IP address (such as 127.0.0.1)"
+        ) from exc
+    if not _RESTART.match(target.restart):
+        raise fail(
+            "restart",
+            f"'{target.restart}' is not a Compose restart policy "
+            "(no, always, on-failure[:N], unless-stopped)",
+            did_you_mean(target.restart, ["no", "always", "on-failure", "unless-stopped"]),
+        )
+    cc = target.gpus.compute_capability
+    if cc is not None and not _COMPUTE_CAPABILITY.match(cc):
+        raise fail("gpus.compute_capability", f"'{cc}' is not like 8.6")
     count = target.gpus.count
     if target.gpus.device_ids and count is not None:
         raise fail("gpus.count", "set either gpus.count or gpus.device_ids, not both")
@@ -163,6 +190,11 @@ def check_target(target: TargetConf, file: str | None) -> None:
         if getattr(target.health, key) < 1:
             raise fail(f"health.{key}", "must be at least 1")
     _check_logging_and_resources(target, fail)
+    if target.health.start_period_s < 0:
+        raise fail("health.start_period_s", f"{target.health.start_period_s} is negative")
+    if target.model_config_poll_seconds < 0:
+        raise fail("model_config_poll_seconds", f"{target.model_config_poll_seconds} is negative")
+    check_target_applies(target, file)
 
 
 # Docker's size of a log file (json-file, local); Kubernetes' resource quantities.
@@ -216,6 +248,20 @@ def _amount(quantity: str) -> float:
     return float(number) * _SUFFIX.get(quantity[len(number) :], 1.0)
 
 
+def _check_image(image: str, fail: Fail) -> None:
+    name, at, digest = image.partition("@")
+    if at:
+        algorithm, _, hex_digits = digest.partition(":")
+        if algorithm != "sha256" or not _SHA256.match(hex_digits):
+            raise fail("image", f"'{image}': a digest is @sha256: and 64 hex digits")
+    elif not name:
+        raise fail("image", "names no image")
+    else:
+        tag = name.rsplit("/", 1)[-1].partition(":")[2]
+        if not tag or tag == "latest":
+            raise fail("image", f"'{image}' is not pinned; name a tag such as :2.17.1-gpu")
+
+
 def _check_layout(target: TargetConf, fail: Fail) -> None:
     if target.kind is TargetKind.k8s:
         if target.gpus.device_ids:
@@ -226,6 +272,18 @@ def _check_layout(target: TargetConf, fail: Fail) -> None:
             raise fail("services", "per_gpu is for compose targets; scale k8s.replicas instead")
         if target.k8s.replicas < 1:
             raise fail("k8s.replicas", "must be at least 1")
+        if not _RFC1123_LABEL.match(target.k8s.namespace):
+            raise fail(
+                "k8s.namespace",
+                f"'{target.k8s.namespace}' is not a Kubernetes namespace (RFC 1123 label: "
+                "1 to 63 lower-case letters, digits and -, starting and ending alphanumeric)",
+            )
+        if not _RFC1123_SUBDOMAIN.match(target.k8s.volume_claim):
+            raise fail(
+                "k8s.volume_claim",
+                f"'{target.k8s.volume_claim}' is not a Kubernetes object name (RFC 1123 "
+                "subdomain: lower-case letters, digits, - and .)",
+            )
         return
     if target.services is ServiceLayout.per_gpu:
         if not target.gpus.device_ids:

@@ -6,35 +6,145 @@ Hydra's search path with ``hydra.searchpath`` additions and the project's ``conf
 An option file is merged onto its schema inside a copy of the composed config, so its
 interpolations resolve as they would on the command line; an option with a defaults list of its
 own is composed by Hydra.
+
+The command line's ``model.*`` and ``profile.*`` overrides apply to a listed option only when
+the command line chose that very option (``model=resnet50 model.source.seed=1``); they are
+applied with Hydra's own override semantics (``+``, ``++``, ``~``). Whether overrides that fit
+no listed option are refused is ``resolve``'s rule.
 """
 
 from __future__ import annotations
 
 import copy
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from hydra._internal.config_loader_impl import ConfigLoaderImpl
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import Override
+from hydra.core.plugins import Plugins
+from hydra.errors import OverrideParseException
 from omegaconf import DictConfig, OmegaConf
 
-from tftrt_build.config.explain import explain
+from hydra_plugins.tftrt_build_searchpath import TftrtProjectSearchPath, project_conf_dir
+from tftrt_build.config.explain import COMMAND_LINE, explain
+from tftrt_build.config.keys import check_known_keys
 from tftrt_build.config.paths import display_path
 from tftrt_build.config.schema import Config, ModelConf, ProfileConf
+from tftrt_build.errors import ConfigError
 
 PRIMARY = "tftrt_build"
 BUILTIN = "pkg://tftrt_build.conf"
 # The schema each listed group's options are checked against.
 _SCHEMAS: dict[str, type] = {"model": ModelConf, "profile": ProfileConf}
+# Config groups: group=name picks a file, it sets no key.
+GROUPS = ("model", "profile", "target", "executor")
+
+
+def register_search_path() -> None:
+    """Make Hydra use the project search path plugin, however tftrt-build was installed.
+
+    Hydra finds plugins by walking the ``hydra_plugins`` namespace package's folders, which an
+    editable install made with import hooks (pip's default since setuptools 64) does not have:
+    the plugin is then silently skipped and the project's conf/ disappears. Importing it by name
+    works under every install mode; registering an already discovered plugin changes nothing.
+    """
+    Plugins.instance().register(TftrtProjectSearchPath)
+
+
+def user_config_dirs(argv: Sequence[str]) -> list[Path]:
+    """The folders of config files a user gives: the project's conf/ and any on the command line.
+
+    That is ``hydra.searchpath=[...]`` entries on file paths and ``--config-dir``; tftrt-build's
+    own options are trusted.
+    """
+    found = [project_conf_dir()]
+    args = list(argv)
+    for i, arg in enumerate(args):
+        if arg in ("--config-dir", "-cd") and i + 1 < len(args):
+            found.append(Path(args[i + 1]))
+        elif arg.startswith("--config-dir="):
+            found.append(Path(arg.split("=", 1)[1]))
+        elif arg.lstrip("+").startswith("hydra.searchpath="):
+            try:
+                parsed = OverridesParser.create().parse_overrides([arg])[0].value()
+            except OverrideParseException:
+                continue  # Hydra reports the syntax error itself
+            entries = parsed if isinstance(parsed, list) else [parsed]
+            for entry in entries:
+                text = str(entry)
+                if "://" not in text or text.startswith("file://"):
+                    found.append(Path(text.removeprefix("file://")))
+    return [path.absolute() for path in found]
+
+
+def command_line_value(argv: Sequence[str], key: str) -> Any:
+    """The value the command line's last override of ``key`` sets; None when none does."""
+    found: Any = None
+    for arg in argv:
+        if arg.startswith("-") or arg.lstrip("+~").split("=", 1)[0] != key:
+            continue
+        try:
+            override = OverridesParser.create().parse_overrides([arg])[0]
+        except OverrideParseException:
+            continue  # Hydra reports the syntax error itself
+        found = None if override.is_delete() else override.value()
+    return found
+
+
+@dataclass(frozen=True)
+class CommandLine:
+    """What the command line says about the groups a target lists: options chosen, keys set."""
+
+    # group -> the option chosen with group=name (only when typed on the command line).
+    chosen: dict[str, str] = field(default_factory=dict)
+    # group -> overrides of keys under it (model.source.seed=1, +model.x=y, ~model.y).
+    keys: dict[str, list[Override]] = field(default_factory=dict)
+    # Every key an override sets (not group choices such as target=prod).
+    set_anywhere: tuple[str, ...] = ()
+
+    @classmethod
+    def parse(cls, overrides: Sequence[str]) -> CommandLine:
+        chosen: dict[str, str] = {}
+        keys: dict[str, list[Override]] = {}
+        anywhere: list[str] = []
+        for o in OverridesParser.create().parse_overrides(list(overrides)):
+            group = o.key_or_group.split(".", 1)[0]
+            if o.key_or_group == group and group in GROUPS:
+                value = o.value()
+                if group in _SCHEMAS and isinstance(value, str) and not o.is_delete():
+                    chosen[group] = value
+                continue
+            anywhere.append(o.key_or_group)
+            if group in _SCHEMAS and o.package is None:
+                keys.setdefault(group, []).append(o)
+        return cls(chosen, keys, tuple(anywhere))
+
+    def sets(self, key: str) -> bool:
+        """Whether an override sets this key (or a mapping holding it)."""
+        return any(key == k or key.startswith(k + ".") for k in self.set_anywhere)
+
+    def set_keys(self, group: str) -> list[str]:
+        """The overrides of keys under a group, as typed."""
+        return [o.input_line or o.key_or_group for o in self.keys.get(group, [])]
 
 
 class HydraOptions:
     """Loads options through the running Hydra app (or the compose API in tests)."""
 
-    def __init__(self, base: DictConfig | None = None, searchpath: Sequence[str] = ()) -> None:
+    def __init__(
+        self,
+        base: DictConfig | None = None,
+        searchpath: Sequence[str] = (),
+        overrides: Sequence[str] = (),
+    ) -> None:
         # The composed config (without its hydra node) that listed options sit in.
         self._base = base if base is not None else OmegaConf.structured(Config)
         self._searchpath = list(searchpath)
+        self.command_line = CommandLine.parse(overrides)
         self._repo: Any = None
         self._loaded: dict[tuple[str, str], Any] = {}
 
@@ -80,34 +190,50 @@ class HydraOptions:
             return None
         return None
 
+    def chosen(self, group: str) -> str | None:
+        return self.command_line.chosen.get(group)
+
+    def set_keys(self, group: str) -> list[str]:
+        return self.command_line.set_keys(group)
+
+    def on_command_line(self, key: str) -> bool:
+        return self.command_line.sets(key)
+
     def _load(self, group: str, name: str) -> Any:
         if (group, name) in self._loaded:
             return self._loaded[(group, name)]
+        # The command line's group.* overrides, when it chose this very option.
+        overrides = self.command_line.keys.get(group, []) if self.chosen(group) == name else []
         try:
             loaded = self.repository.load_config(f"{group}/{name}")
             if loaded is None:
-                raise ValueError(f"no {group} option '{name}'")
+                raise ConfigError(f"no {group} option '{name}'", key=group)
+            full = copy.deepcopy(self._base)
+            assert isinstance(full, DictConfig)
             if any(d.get_config_path() != f"{group}/_self_" for d in loaded.defaults_list or []):
-                node = self._composed(group, name)
+                full[group] = self._composed(group, name, overrides)
             else:
                 # Merged under its group's key, so an error names the full key (model.inptus).
                 typed = OmegaConf.create({group: OmegaConf.structured(_SCHEMAS[group])})
                 merged = OmegaConf.merge(typed, {group: loaded.config})
                 assert isinstance(merged, DictConfig)
-                node = merged[group]
-            full = copy.deepcopy(self._base)
-            assert isinstance(full, DictConfig)
-            full[group] = node
+                full[group] = merged[group]
+                _apply(overrides, full)
+            check_known_keys(full[group], group, COMMAND_LINE)
             obj = OmegaConf.to_object(full[group])
         except Exception as exc:
-            raise explain(exc, {group: name}, self) from exc
+            error = explain(exc, {group: name}, self)
+            if error is None:
+                raise
+            raise error from exc
         self._loaded[(group, name)] = obj
         return obj
 
-    def _composed(self, group: str, name: str) -> Any:
+    def _composed(self, group: str, name: str, overrides: list[Override]) -> Any:
         from hydra import compose
 
-        return compose(config_name=PRIMARY, overrides=[f"{group}={name}"])[group]
+        lines = [o.input_line or "" for o in overrides]
+        return compose(config_name=PRIMARY, overrides=[f"{group}={name}", *lines])[group]
 
     def model(self, name: str) -> ModelConf:
         found = self._load("model", name)
@@ -118,3 +244,9 @@ class HydraOptions:
         found = self._load("profile", name)
         assert isinstance(found, ProfileConf)
         return found
+
+
+def _apply(overrides: list[Override], cfg: DictConfig) -> None:
+    """Apply overrides to a config as Hydra applies the command line's to the composed one."""
+    if overrides:
+        ConfigLoaderImpl._apply_overrides_to_config(overrides, cfg)

@@ -6,7 +6,9 @@ over), so the two can never disagree on which file a config meant.
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
+import os
 from pathlib import Path
 
 from tftrt_build.errors import ConfigError
@@ -53,6 +55,19 @@ def display_path(path: Path) -> str:
     if path.is_relative_to(BUILTIN_CONF):
         return "tftrt_build/conf/" + path.relative_to(BUILTIN_CONF).as_posix()
     return str(path)
+
+
+def lock_key(path: Path, project: Path) -> str:
+    """A folder as the lock's keys name it: relative to the project, never absolute or '..'.
+
+    A folder outside the project (allowed with allow_outside_project) is keyed by its name and
+    a digest of where it is, so the lock still holds no path of this machine.
+    """
+    normal = Path(os.path.normpath(path))
+    if normal.is_relative_to(project):
+        return normal.relative_to(project).as_posix()
+    where = hashlib.sha256(str(normal).encode()).hexdigest()[:12]
+    return f"outside-project/{normal.name}-{where}"
 
 
 def relative(path: Path, project: Path) -> str:

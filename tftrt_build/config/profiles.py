@@ -17,6 +17,8 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+from tftrt_build.config.applies import check_profile_applies
+from tftrt_build.config.names import check_name
 from tftrt_build.config.schema import (
     CalibrationSource,
     ConverterKind,
@@ -34,6 +36,7 @@ DEFAULT_TOLERANCE = {"FP32": (1e-3, 1e-3), "FP16": (1e-2, 2e-2), "INT8": (5e-2, 
 # A native version is the same SavedModel run elsewhere: it differs only by rounding.
 NATIVE_TOLERANCE = (1e-5, 1e-5)
 _CC = re.compile(r"^\d+\.\d+$")
+INT32_MAX = 2**31 - 1
 
 
 def precision(profile: ProfileConf) -> str:
@@ -101,12 +104,20 @@ def tolerance(profile: ProfileConf) -> tuple[float, float]:
 
 def check_profile(profile: ProfileConf, model: ModelConf, file: str | None) -> None:
     """Refuse a profile its converter cannot honour for this model."""
+    check_name(profile.name, "profile.name", file)
     if profile.max_batch_size < 1:
         raise ConfigError("must be at least 1", key="profile.max_batch_size", file=file)
+    if profile.max_batch_size > INT32_MAX:
+        raise ConfigError(
+            f"{profile.max_batch_size} is above {INT32_MAX} (TensorRT's dimensions are 32-bit)",
+            key="profile.max_batch_size",
+            file=file,
+        )
     if profile.converter is ConverterKind.native:
         _check_native(profile, file)
     else:
         _check_tftrt(profile, model, file)
+    check_profile_applies(profile, precision(profile), file)
 
 
 def _check_native(profile: ProfileConf, file: str | None) -> None:
@@ -114,13 +125,13 @@ def _check_native(profile: ProfileConf, file: str | None) -> None:
     if mode != Precision.FP32.value:
         raise ConfigError(
             f"the native converter serves the SavedModel as-is; {mode} needs converter: tftrt",
-            key="profile.precision",
+            key="profile.precision_mode" if profile.precision_mode else "profile.precision",
             file=file,
         )
     if profile.calibration.source is not CalibrationSource.off:
         raise ConfigError(
             "calibration is for converter: tftrt with precision INT8",
-            key="profile.calibration",
+            key="profile.calibration.source",
             file=file,
         )
 

@@ -30,6 +30,18 @@ class Options(Protocol):
 
     def file(self, group: str, name: str) -> str | None: ...
 
+    def chosen(self, group: str) -> str | None:
+        """The option of a group the command line chose by name (model=resnet50), if any."""
+        ...
+
+    def set_keys(self, group: str) -> list[str]:
+        """The command line's overrides of keys under a group, as typed."""
+        ...
+
+    def on_command_line(self, key: str) -> bool:
+        """Whether the command line sets this key."""
+        ...
+
 
 @dataclass(frozen=True)
 class Option:

@@ -9,13 +9,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tftrt_build.config.checks import (
-    LABEL,
-    check_model,
-    check_served_artifact,
-    check_target,
-)
-from tftrt_build.config.paths import under
+from tftrt_build.config.applies import check_executor_applies
+from tftrt_build.config.checks import check_model, check_served_artifact, check_target
+from tftrt_build.config.commands import check_commands, check_numbers
+from tftrt_build.config.explain import COMMAND_LINE
+from tftrt_build.config.names import LABEL, LABEL_RULE
+from tftrt_build.config.outputs import check_bundle_dir, check_cache_dir, check_output
 from tftrt_build.config.profiles import check_profile
 from tftrt_build.config.request import (
     ArtifactSpec,
@@ -28,25 +27,42 @@ from tftrt_build.config.request import (
 from tftrt_build.config.schema import Config, ModelConf, ProfileConf, TargetConf
 from tftrt_build.errors import ConfigError, did_you_mean
 
+# The config groups whose option files can be blamed for a value.
+GROUPS = ("model", "profile", "target", "executor")
+
 
 def resolve(cfg: Config, choices: dict[str, str], options: Options, project: Path) -> BuildRequest:
     """Check the config and expand the target into the artifacts it serves."""
     target_option = Option("target", choices["target"], options.file("target", choices["target"]))
+    files = {group: options.file(group, choices[group]) for group in GROUPS if group in choices}
+    check_numbers(cfg, "", files)
     target = cfg.target
     check_target(target, target_option.file)
+    check_executor_applies(cfg.executor, files.get("executor"))
+    check_commands(cfg, files.get("executor"))
     served: list[ServedModel] = []
     if not target.models:
         artifact = _artifact(cfg.model, cfg.profile, choices["model"], choices["profile"], options)
         served.append(ServedModel(cfg.model.name, (ServedVersion(1, artifact),)))
     else:
+        _check_listed_overrides(target, target_option.file, options)
         served = _served_models(target, target_option.file, options)
     _check_unique_names(served, target_option.file)
     for model in served:
         for version in model.versions:
             check_served_artifact(version.artifact, target)
-    cache_dir = under(project, cfg.cache.dir)
-    bundle_dir = under(project, target.bundle_dir)
-    _check_bundle_dir(bundle_dir, project, cache_dir, target_option.file)
+    outside = cfg.allow_outside_project
+    cache_dir = check_cache_dir(cfg.cache.dir, project, COMMAND_LINE, outside)
+    bundle_dir = check_bundle_dir(
+        target.bundle_dir,
+        project,
+        cache_dir,
+        target_option.file,
+        outside,
+        options.on_command_line("target.bundle_dir"),
+    )
+    lock_path = check_output(cfg.lock, project, "lock", COMMAND_LINE, outside)
+    check_output(cfg.bench.output_dir, project, "bench.output_dir", COMMAND_LINE, outside)
     return BuildRequest(
         project=project,
         mode=cfg.mode,
@@ -56,7 +72,7 @@ def resolve(cfg: Config, choices: dict[str, str], options: Options, project: Pat
         executor=cfg.executor,
         cache_dir=cache_dir,
         verify=cfg.cache.verify,
-        lock_path=under(project, cfg.lock),
+        lock_path=lock_path,
         bundle_dir=bundle_dir,
         verbose=cfg.verbose,
     )
@@ -106,7 +122,7 @@ def _served_models(
         for label, number in sorted(entry.labels.items()):
             if not LABEL.match(label):
                 raise ConfigError(
-                    f"label '{label}' must start with a letter and use letters, digits, _ or -",
+                    f"label '{label}' is not a valid label ({LABEL_RULE})",
                     key=f"{key}.labels.{label}",
                     file=target_file,
                 )
@@ -142,13 +158,31 @@ def _check_unique_names(served: list[ServedModel], target_file: str | None) -> N
         seen.add(model.name)
 
 
-def _check_bundle_dir(bundle: Path, project: Path, cache: Path, file: str | None) -> None:
-    b, p, c = bundle.resolve(), project.resolve(), cache.resolve()
-    # The bundle folder is replaced wholesale on every emit: it must not hold anything else.
-    if p.is_relative_to(b) or c.is_relative_to(b) or b.is_relative_to(c):
-        what = "the project folder" if p.is_relative_to(b) else "the cache"
-        raise ConfigError(
-            f"'{bundle}' overlaps {what}; pick a folder of its own",
-            key="target.bundle_dir",
-            file=file,
-        )
+def _check_listed_overrides(target: TargetConf, file: str | None, options: Options) -> None:
+    """A target that lists its models takes model.* / profile.* only for an option it lists.
+
+    The command line says which with model=/profile= (``model=resnet50 model.source.seed=1``);
+    anything else would be silently dropped, so it is refused.
+    """
+    listed = {
+        "model": sorted({e.model for e in target.models}),
+        "profile": sorted({v.profile for e in target.models for v in e.versions}),
+    }
+    for group, names in listed.items():
+        chosen, keys = options.chosen(group), options.set_keys(group)
+        if chosen is not None and chosen not in names:
+            raise ConfigError(
+                f"target '{target.name}' lists its own {group}s ({', '.join(names)}), not "
+                f"'{chosen}'; {group}= can only pick one of them, for {group}.* overrides",
+                key=group,
+                file=COMMAND_LINE,
+                hint=did_you_mean(chosen, names),
+            )
+        if keys and chosen is None:
+            key = keys[0].lstrip("+~").split("=", 1)[0]
+            raise ConfigError(
+                f"target '{target.name}' lists its own {group}s ({', '.join(names)}); say which "
+                f"one this is for: {group}=<one of them> {keys[0]}, or set it in a config file",
+                key=key,
+                file=COMMAND_LINE,
+            )

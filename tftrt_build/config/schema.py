@@ -92,7 +92,7 @@ class SamplesConf:
     # Range of random values.
     low: float = 0.0
     high: float = 1.0
-    # The .npz file for kind=file, relative to the project.
+    # The .npz file for kind=file: in the project, else (models/...) among tftrt-build's own.
     path: Optional[str] = None
 
     def to_params(self) -> dict[str, Any]:
@@ -509,6 +509,9 @@ class Config:
     lock: str = "tftrt.lock"
     # Print tracebacks and stage logs.
     verbose: bool = False
+    # Let bundle_dir, lock, cache.dir and bench.output_dir point outside the project folder
+    # (set on the command line; never into .git either way).
+    allow_outside_project: bool = False
     # tftrt-deploy, tftrt-verify, tftrt-bench.
     server: ServerConf = field(default_factory=ServerConf)
     deploy: DeployConf = field(default_factory=DeployConf)

@@ -6,7 +6,7 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
-from tftrt_build.config.paths import find_file, relative
+from tftrt_build.config.paths import find_file, lock_key, relative
 from tftrt_build.config.profiles import engine_batch_sizes, precision
 from tftrt_build.config.request import BuildRequest, ServedVersion
 from tftrt_build.config.schema import ConverterKind, TargetConf
@@ -144,7 +144,7 @@ def plan_warmups(
 
 
 def bundle_id(request: BuildRequest) -> str:
-    return relative(request.bundle_dir, request.project)
+    return lock_key(request.bundle_dir, request.project)
 
 
 def plan_bundle(

@@ -37,24 +37,7 @@ from tftrt_build.serve.load import ClientFailed, Endpoint, measure
 from tftrt_build.stages.samples import make
 from tftrt_build.store.fs import replace_dir
 
-PROTOCOLS = ("rest", "grpc")
 RESULT_FILES = ("samples.json", "summary.json", "summary.md", "latency.png")
-
-
-def check_bench(conf: BenchConf) -> None:
-    if not conf.protocols:
-        raise ConfigError(
-            f"names no protocol ({', '.join(PROTOCOLS)})",
-            key="bench.protocols",
-            file="command line",
-        )
-    unknown = sorted(set(conf.protocols) - set(PROTOCOLS))
-    if unknown:
-        raise ConfigError(
-            f"unknown protocol '{unknown[0]}' ({', '.join(PROTOCOLS)})",
-            key="bench.protocols",
-            file="command line",
-        )
 
 
 @dataclass(frozen=True)
@@ -122,8 +105,10 @@ def check_identity(
 def run(
     plan: Plan, conf: BenchConf, server: ServerConf, rest_url: str, grpc_address: str, ui: UI
 ) -> list[b.Cell]:
-    """Measure every cell the bench config asks for; speed-ups against the native versions."""
-    check_bench(conf)
+    """Measure every cell the bench config asks for; speed-ups against the native versions.
+
+    The bench keys were checked with the rest of the config (``config.commands``).
+    """
     bundle = open_bundle(plan)
     chosen = select(plan, conf, bundle.records)
     rest = RestClient(rest_url, server.timeout_s)

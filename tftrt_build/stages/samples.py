@@ -14,6 +14,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from tftrt_build.config.paths import find_file
+
 _NUMPY_DTYPES = {"half": "float16", "double": "float64", "bfloat16": "float32"}
 
 
@@ -47,7 +49,9 @@ def make(
     kind = samples["kind"]
     if kind == "file":
         path = Path(samples["path"])
-        path = path if path.is_absolute() or project is None else project / path
+        if project is not None:
+            # Where the stages find it too: in the project, else among tftrt-build's models/.
+            path = find_file(samples["path"], project, "model.samples.path", None)
         with np.load(path) as data:
             arrays = {spec["name"]: np.asarray(data[spec["name"]]) for spec in inputs}
         return {name: _take(array, rows) for name, array in arrays.items()}

@@ -19,6 +19,12 @@ from tftrt_build.stages.archive import download, extract
 from tftrt_build.stages.signature import check_signature
 from tftrt_build.store.digest import Progress, StatCache, hash_file, hash_tree, sha256_file
 
+# How an archive gets its pin: the digest of one trusted download.
+PIN_HINT = (
+    "run tftrt-build mode=build once where the archive can be fetched and paste the sha256 it "
+    "prints, or set model.source.sha256=<64 hex digits>"
+)
+
 
 class Source:
     def __init__(
@@ -77,12 +83,20 @@ class Source:
         if src.kind is SourceKind.archive:
             if not src.sha256:
                 if self.fetch_unpinned:
-                    self.fetch(progress)  # raises, naming the archive's sha256
+                    try:
+                        self.fetch(progress)  # raises, naming the archive's sha256
+                    except SourceError as exc:
+                        raise ConfigError(
+                            f"is not set, and getting the archive to compute it failed: {exc}",
+                            key="model.source.sha256",
+                            file=self.file,
+                            hint=PIN_HINT,
+                        ) from exc
                 raise ConfigError(
                     "is not set: an archive must be pinned by its sha256",
                     key="model.source.sha256",
                     file=self.file,
-                    hint="run mode=build once to be told the archive's sha256",
+                    hint=PIN_HINT,
                 )
             return {"kind": "archive", "sha256": src.sha256.lower(), "subdir": src.subdir or ""}
         assert src.path is not None

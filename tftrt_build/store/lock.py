@@ -14,10 +14,13 @@ from typing import Any
 
 import yaml
 
+from tftrt_build.config.paths import display_path
+from tftrt_build.config.yamlguard import yaml_problem
 from tftrt_build.errors import LockError
 from tftrt_build.store.commit import lock_file_lock
 from tftrt_build.store.digest import ALGORITHM
 from tftrt_build.store.fs import atomic_write_text
+from tftrt_build.store.lockcheck import shape_problem
 from tftrt_build.store.locks import holding
 from tftrt_build.store.steps import step
 from tftrt_build.store.tmp import Scratch
@@ -45,20 +48,35 @@ class Lock:
 
     @classmethod
     def from_yaml(cls, text: str, where: str) -> Lock:
+        """The lock in ``text``; a ``LockError`` naming ``where`` for anything out of shape."""
+        problem = yaml_problem(text.encode("utf-8"))
+        if problem:
+            raise damaged(where, problem)
         try:
             data = yaml.safe_load(text)
         except yaml.YAMLError as exc:
-            raise LockError(f"{where}: not valid YAML ({exc.__class__.__name__})") from exc
-        if not isinstance(data, dict):
-            raise LockError(f"{where}: not a tftrt.lock (expected a mapping)")
+            mark = getattr(exc, "problem_mark", None)
+            at = f" at line {mark.line + 1}" if mark is not None else ""
+            raise damaged(where, f"not valid YAML ({exc.__class__.__name__}{at})") from exc
+        problem = shape_problem(data)
+        if problem:
+            raise damaged(where, problem)
         if data.get("schema") != SCHEMA:
-            raise LockError(
-                f"{where}: schema {data.get('schema')!r} is not the supported {SCHEMA}; "
-                "rebuild with mode=build to rewrite it"
+            raise damaged(
+                where,
+                f"schema {data.get('schema')!r} is not the supported {SCHEMA} "
+                "(written by another version of tftrt-build)",
             )
         if data.get("hash") != ALGORITHM:
-            raise LockError(f"{where}: digests are {data.get('hash')!r}, expected {ALGORITHM}")
+            raise damaged(where, f"digests are {data.get('hash')!r}, expected {ALGORITHM}")
         return cls(dict(data.get("artifacts") or {}), dict(data.get("bundles") or {}))
+
+
+def damaged(where: str, problem: str) -> LockError:
+    return LockError(
+        f"{where}: {problem} (restore it from version control, or delete it and run "
+        "tftrt-build to write it again)"
+    )
 
 
 class _Dumper(yaml.SafeDumper):
@@ -74,9 +92,21 @@ _Dumper.add_representer(list, _represent_list)
 
 
 def read_lock(path: Path) -> Lock:
-    if not path.is_file():
+    """The lock at ``path`` (empty when there is none yet), checked whole."""
+    where = display_path(path)
+    if not path.exists() and not path.is_symlink():
         return Lock()
-    return Lock.from_yaml(path.read_text(encoding="utf-8"), path.name)
+    if not path.is_file():
+        raise damaged(where, "is a folder, not a file" if path.is_dir() else "is not a file")
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise LockError(f"{where}: cannot be read: {exc.strerror or exc}") from exc
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise damaged(where, yaml_problem(data) or "is not UTF-8 text") from exc
+    return Lock.from_yaml(text, where)
 
 
 @contextlib.contextmanager

@@ -1,0 +1,136 @@
+"""Config input that is accepted takes effect: listed targets' overrides, paths, samples, locks.
+
+The refusals are in tests/reliability/test_bad_input.py; these are the other half of the rule,
+that what is accepted does what it says (and that nothing valid is refused).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from conftest import GOLDEN, REPO, Project
+
+from tftrt_build.config.paths import lock_key
+from tftrt_build.config.yamlguard import yaml_problem
+from tftrt_build.stages.samples import make
+from tftrt_build.store.lock import Lock, read_lock
+from tftrt_build.store.lockcheck import shape_problem
+
+
+def _artifacts(request) -> dict[str, object]:  # type: ignore[no-untyped-def]
+    return {a.id: a for a in request.artifacts}
+
+
+def test_listed_target_applies_overrides_to_the_chosen_model(
+    compose_request, catalogue: Project
+) -> None:  # type: ignore[no-untyped-def]
+    plain = _artifacts(compose_request(catalogue.root, "target=serving"))
+    changed = _artifacts(
+        compose_request(
+            catalogue.root, "target=serving", "model=demo", "model.source.args.classes=5"
+        )
+    )
+    assert plain["demo/native"].model.source.args["classes"] == 10  # type: ignore[attr-defined]
+    assert changed["demo/native"].model.source.args["classes"] == 5  # type: ignore[attr-defined]
+    # The other listed model is left as its file says.
+    assert changed["resnet50/native"].model == plain["resnet50/native"].model  # type: ignore[attr-defined]
+
+
+def test_listed_target_applies_profile_overrides_to_entries_of_that_profile(
+    compose_request, catalogue: Project
+) -> None:  # type: ignore[no-untyped-def]
+    arts = _artifacts(
+        compose_request(
+            catalogue.root,
+            "target=serving",
+            "profile=fp16",
+            "profile.trt.minimum_segment_size=5",
+            "+profile.tolerance.top1_agreement=0.9",
+        )
+    )
+    fp16 = arts["resnet50/fp16"].profile  # type: ignore[attr-defined]
+    assert fp16.trt.minimum_segment_size == 5
+    assert fp16.tolerance.top1_agreement == 0.9
+    assert arts["resnet50/native"].profile.trt.minimum_segment_size == 3  # type: ignore[attr-defined]
+
+
+def test_listed_target_delete_override(compose_request, catalogue: Project) -> None:  # type: ignore[no-untyped-def]
+    arts = _artifacts(
+        compose_request(
+            catalogue.root, "target=two_models", "model=tiny", "~model.source.args.width"
+        )
+    )
+    assert "width" not in arts["tiny/native"].model.source.args  # type: ignore[attr-defined]
+
+
+def test_chosen_option_without_overrides_is_accepted(compose_request, catalogue: Project) -> None:  # type: ignore[no-untyped-def]
+    request = compose_request(catalogue.root, "target=serving", "model=demo", "profile=native")
+    assert sorted(_artifacts(request)) == ["demo/native", "resnet50/fp16", "resnet50/native"]
+
+
+def test_defaults_written_out_are_not_refused(compose_request, project: Project) -> None:  # type: ignore[no-untyped-def]
+    # A key another kind reads counts as written only when it differs from the schema default.
+    (artifact,) = compose_request(
+        project.root,
+        "model.samples.path=null",
+        "profile.batch_sizes=[]",
+        "profile.trt.minimum_segment_size=3",
+        "target.k8s.namespace=default",
+        "executor.image=tftrt-build/gpu:2.17.1-trt8.6.1",
+    ).artifacts
+    assert artifact.id == "demo/native"
+
+
+def test_allowed_outside_bundle_is_keyed_without_its_path(
+    compose_request, project: Project, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    outside = tmp_path / "elsewhere" / "bundle"
+    request = compose_request(
+        project.root, f"target.bundle_dir={outside}", "allow_outside_project=true"
+    )
+    assert request.bundle_dir == outside
+    key = lock_key(request.bundle_dir, request.project)
+    assert key.startswith("outside-project/bundle-") and str(tmp_path) not in key
+    assert shape_problem({"bundles": {key: {"key": "k"}}}) is None
+
+
+def test_bundle_dir_is_normalised_before_it_becomes_a_key(
+    compose_request, project: Project
+) -> None:  # type: ignore[no-untyped-def]
+    request = compose_request(project.root, "target.bundle_dir=bundles/../bundles/x")
+    assert lock_key(request.bundle_dir, request.project) == "bundles/x"
+
+
+@pytest.mark.parametrize(
+    "lock_file", [GOLDEN / "demo-native.tftrt.lock", REPO / "tftrt.lock"], ids=["golden", "repo"]
+)
+def test_locks_tftrt_build_writes_have_the_checked_shape(lock_file: Path) -> None:
+    data = yaml.safe_load(lock_file.read_text())
+    assert shape_problem(data) is None
+    assert read_lock(lock_file).artifacts
+
+
+def test_lock_round_trip_keeps_its_shape(tmp_path: Path) -> None:
+    lock = read_lock(GOLDEN / "demo-native.tftrt.lock")
+    again = Lock.from_yaml(lock.to_yaml(), "x")
+    assert again == lock
+
+
+def test_yaml_anchors_within_the_budget_are_fine() -> None:
+    text = "base: &b {a: 1, b: [1, 2, 3]}\nother: *b\nthird: *b\n"
+    assert yaml_problem(text.encode()) is None
+
+
+def test_builtin_resnet_samples_are_found_from_any_project(tmp_path: Path) -> None:
+    inputs = [{"name": "image_bytes", "dtype": "string", "shape": [-1]}]
+    samples = {"kind": "file", "path": "models/samples/resnet_jpeg.npz", "count": 4}
+    batch = make(inputs, samples, rows=6, project=tmp_path)["image_bytes"]
+    assert batch.shape == (6,)
+    for item in batch:
+        data = bytes(item)
+        assert data.startswith(b"\xff\xd8") and data.endswith(b"\xff\xd9")  # a whole JPEG
+    with np.load(REPO / "models" / "samples" / "resnet_jpeg.npz") as shipped:
+        assert len(shipped["image_bytes"]) == 4
