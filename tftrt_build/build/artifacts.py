@@ -1,0 +1,114 @@
+"""Build the stages a plan says are missing: an artifact's source and conversion, warm-up records.
+
+Each stage is made in a staging folder of the store and committed only once it is complete and
+judged; a stage that fails or is refused leaves nothing in the cache.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from tftrt_build.build.ui import UI
+from tftrt_build.execute.task import Executor, Task
+from tftrt_build.plan.keys import plain
+from tftrt_build.plan.records import ArtifactPlan, WarmupPlan
+from tftrt_build.store.cache import Entry, Store, tree_record
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ArtifactResult:
+    plan: ArtifactPlan
+    entry: Entry
+    built: bool
+    seconds: float
+
+    def to_lock(self) -> dict[str, Any]:
+        entry = self.plan.to_lock()
+        # plain() sorts keys: records read back from a manifest and fresh ones look the same.
+        entry["source"]["output"] = plain(self.entry.manifest.get("source_output"))
+        entry["convert"]["output"] = plain(tree_record(self.entry.tree))
+        report = self.entry.report
+        if report:
+            entry["convert"]["report"] = plain(report)
+        return entry
+
+
+def build_artifact(art: ArtifactPlan, store: Store, ui: UI) -> ArtifactResult:
+    source, convert = art.source, art.convert
+    started = time.monotonic()
+    if convert.entry is not None:
+        ui.note(f"{art.id} convert: cached {convert.key[:12]} (source not needed)")
+        log.info("%s convert: cache hit %s", art.id, convert.key)
+        return ArtifactResult(art, convert.entry, built=False, seconds=0.0)
+    src_entry = source.entry
+    if src_entry is not None:
+        ui.note(f"{art.id} source: cached {source.key[:12]}")
+        log.info("%s source: cache hit %s", art.id, source.key)
+    else:
+        log.info("%s source: building %s (%s)", art.id, source.key, source.reason)
+        with ui.stage(f"{art.id} source: {source.reason}") as s, store.staging(source.key) as tmp:
+            report = art.origin.obtain(tmp / "data", s.log, s.advance)
+            src_entry = store.commit(
+                source.key,
+                tmp,
+                {
+                    "stage": "source",
+                    "artifact": art.id,
+                    "inputs": source.inputs,
+                    "toolchain": source.toolchain,
+                    "report": report,
+                },
+                s.advance,
+            )
+    profile, model = art.artifact.profile, art.artifact.model
+    log.info("%s convert: building %s (%s)", art.id, convert.key, convert.reason)
+    with ui.stage(f"{art.id} convert: {convert.reason}") as s, store.staging(convert.key) as tmp:
+        report = art.converter.convert(
+            src_entry.data, tmp / "data", profile, model, art.context, s.log
+        )
+        # A conversion that must not ship (no engine, wrong outputs) never reaches the cache.
+        art.converter.accept(report, profile)
+        entry = store.commit(
+            convert.key,
+            tmp,
+            {
+                "stage": "convert",
+                "artifact": art.id,
+                "inputs": convert.inputs,
+                "toolchain": convert.toolchain,
+                "report": report,
+                "source_output": tree_record(src_entry.tree),
+                # What the served model looks like, for verify and for the bundle README.
+                "signature": src_entry.report,
+            },
+            s.advance,
+        )
+    seconds = time.monotonic() - started
+    log.info("%s: built in %.1f s", art.id, seconds)
+    return ArtifactResult(art, entry, built=True, seconds=seconds)
+
+
+def build_warmup(w: WarmupPlan, store: Store, executor: Executor, ui: UI) -> Entry:
+    if w.stage.entry is not None:
+        log.info("%s/%s warm-up: cache hit %s", w.model, w.version, w.stage.key)
+        return w.stage.entry
+    title = f"{w.model}/{w.version} warm-up records"
+    log.info("%s: building %s", title, w.stage.key)
+    with ui.stage(f"{title}: {w.stage.reason}") as s, store.staging(w.stage.key) as tmp:
+        result = executor.run(Task("warmup", w.params, w.files, tmp / "data", title), s.log)
+        return store.commit(
+            w.stage.key,
+            tmp,
+            {
+                "stage": "warmup",
+                "inputs": w.stage.inputs,
+                "toolchain": w.stage.toolchain,
+                "report": result,
+            },
+            s.advance,
+        )
