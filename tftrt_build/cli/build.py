@@ -17,8 +17,10 @@ from tftrt_build.config.schema import Config, Mode
 
 def build(config: Config, options: HydraOptions, context: JobContext) -> Outcome:
     project = Path.cwd()
+    # Each stage's full output goes beside the run's log: stages/<n>-<op>.log.
+    stages = context.log_file.parent / "stages" if context.log_file else None
     result = job.run(
-        config, context.choices, options, project, RichUI(context.verbose), context.job
+        config, context.choices, options, project, RichUI(context.verbose), context.job, stages
     )
     out = console()
     plan = result.plan
