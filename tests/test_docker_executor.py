@@ -7,6 +7,7 @@ the reason; under TFTRT_CI=1 a skip is a failure.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import io
 import os
@@ -15,6 +16,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,12 +27,15 @@ import yaml
 from conftest import Project, make_project
 
 from tftrt_build.config.schema import ExecutorConf, ExecutorKind, GpusConf, TransferMode
-from tftrt_build.errors import CapabilityError
+from tftrt_build.errors import CapabilityError, StageError
 from tftrt_build.execute.docker import LABEL, DockerExecutor
 from tftrt_build.execute.task import Task
+from tftrt_build.execute.transfer import download
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 IMAGE = os.environ.get("TFTRT_TEST_IMAGE", "tftrt-build/test-cpu:2.17.1")
+# Stage containers of this suite's image: other builds may share the engine (and the label).
+OURS = {"label": LABEL, "ancestor": IMAGE}
 
 
 @functools.cache
@@ -59,7 +64,7 @@ def client() -> Any:
     except ImageNotFound:
         pytest.skip(f"image {IMAGE} missing: build it with docker/build-test-image.sh")
     yield found
-    leftovers = found.containers.list(all=True, filters={"label": LABEL})
+    leftovers = found.containers.list(all=True, filters=OURS)
     assert leftovers == [], "containers left behind"
 
 
@@ -203,16 +208,22 @@ def test_moved_tag_rebuilds_and_the_lock_shows_it(client, tmp_path: Path) -> Non
         client.images.remove(tag, force=True)
 
 
-def test_logs_stream_and_a_failure_shows_its_last_lines(client, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_a_failure_is_one_line_and_the_log_holds_the_rest(client, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     p = make_project(tmp_path / "p")
     result = p.run(*docker_args("model.source.args.classes=-3"))
     assert result.code == 1
-    assert result.error_line == (
+    line = result.error_line
+    assert line.startswith(
         "export of models/demo.py failed: ValueError: Received an invalid value for `units`, "
-        "expected a positive integer. Received: units=-3"
-    )
-    # The container's own log, streamed back: the traceback the stage printed.
-    assert "Traceback (most recent call last)" in result.err or "ValueError" in result.err
+        "expected a positive integer. Received: units=-3 (full log: .tftrt-cache/runs/"
+    ), line
+    # The container's own log, streamed back into the run folder: the traceback the stage
+    # printed is there, and not on the console.
+    log = p.root / line.rsplit("(full log: ", 1)[1].rstrip(")")
+    assert log.parent.name == "stages" and log.name.endswith("-export.log")
+    assert "Traceback (most recent call last)" in log.read_text()
+    assert "Traceback" not in result.err
+    assert result.err.rstrip().endswith(line)  # nothing under the error line
     assert p.cache_entries() == []
 
 
@@ -282,7 +293,7 @@ def test_missing_image_and_unreachable_engine(tmp_path: Path) -> None:
 def _wait_for_container(client: Any, timeout: float = 120) -> Any:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        running = client.containers.list(filters={"label": LABEL, "status": "running"})
+        running = client.containers.list(filters={**OURS, "status": "running"})
         if running:
             return running[0]
         time.sleep(0.1)
@@ -307,7 +318,7 @@ def test_ctrl_c_stops_and_removes_the_container(client, tmp_path: Path) -> None:
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err.decode()[-2000:]
-    assert client.containers.list(all=True, filters={"label": LABEL}) == []
+    assert client.containers.list(all=True, filters=OURS) == []
     assert p.cache_entries() == []
 
 
@@ -317,10 +328,10 @@ def test_container_of_a_killed_build_is_removed_by_the_next(client, tmp_path: Pa
     _wait_for_container(client)
     proc.kill()
     proc.communicate(timeout=30)
-    assert client.containers.list(all=True, filters={"label": LABEL})  # left running...
+    assert client.containers.list(all=True, filters=OURS)  # left running...
     result = p.run(*docker_args("mode=plan"))  # ...until the next run reaches the engine
     assert result.code == 0, result.err
-    assert client.containers.list(all=True, filters={"label": LABEL}) == []
+    assert client.containers.list(all=True, filters=OURS) == []
 
 
 def test_transfer_mode_follows_the_engine() -> None:
@@ -331,3 +342,158 @@ def test_transfer_mode_follows_the_engine() -> None:
     assert mode("unix:///var/run/docker.sock") is TransferMode.mount
     assert mode("ssh://me@gpu-host") is TransferMode.copy
     assert mode("tcp://10.0.0.5:2376") is TransferMode.copy
+
+
+def _watch(client: Any) -> dict[str, Any]:
+    """Record the first stage container seen running: its attributes and its task folder."""
+    seen: dict[str, Any] = {}
+
+    def poll() -> None:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not seen:
+            for container in client.containers.list(filters=OURS):
+                with contextlib.suppress(Exception):
+                    attrs = container.attrs
+                    io = next(m for m in attrs["Mounts"] if m["Destination"] == "/tftrt/io")
+                    st = os.stat(io["Source"])
+                    seen.update(attrs=attrs, io_mode=st.st_mode & 0o7777, io_uid=st.st_uid)
+                    return
+            time.sleep(0.05)
+
+    threading.Thread(target=poll, daemon=True).start()
+    return seen
+
+
+def test_stage_container_is_unprivileged(client, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    executor = DockerExecutor(
+        ExecutorConf(kind=ExecutorKind.docker, image=IMAGE, gpus=GpusConf(count=0))
+    )
+    seen = _watch(client)
+    lines: list[str] = []
+    report = executor.run(
+        Task("probe", {}, title="probe"),
+        lines.append,
+    )
+    assert "tensorflow" in report
+    host = seen["attrs"]["HostConfig"]
+    # Every capability dropped, no privilege gained through setuid, no network.
+    assert host["CapDrop"] == ["ALL"] and not host.get("CapAdd")
+    assert host["SecurityOpt"] == ["no-new-privileges"]
+    assert host["NetworkMode"] == "none" and host["Privileged"] is False
+    # As the caller, or an unprivileged uid when the caller is root.
+    uid = os.getuid() or 10001
+    assert seen["attrs"]["Config"]["User"] == f"{uid}:{os.getgid() if os.getuid() else 10001}"
+    # Its task folder: 0700, owned by that uid while the stage runs.
+    assert seen["io_mode"] == 0o700 and seen["io_uid"] == uid
+    # What the kernel says inside: no effective capability, no_new_privs set.
+    out: list[str] = []
+    executor._run_container(
+        ["sh", "-c", "id -u; grep -E '^(CapEff|NoNewPrivs)' /proc/self/status"],
+        out.append,
+        gpus=False,
+        mounts=[],
+        archive=None,
+    )
+    assert out == [str(uid), "CapEff:\t0000000000000000", "NoNewPrivs:\t1"]
+
+
+ROOT_SCRIPT = """\
+from pathlib import Path
+
+import helper_mod
+
+
+def build(**args):
+    here = Path(__file__).parent
+    # Only the script and its declared deps are in the container, not their folder.
+    seen = sorted(p.name for p in here.iterdir())
+    assert seen == ["helper_mod.py", "rootmodel.py"], seen
+    return helper_mod.model()
+"""
+
+
+@pytest.mark.parametrize("transfer", ["mount", "copy"])
+def test_only_the_script_and_its_deps_reach_the_container(  # type: ignore[no-untyped-def]
+    client, demo_build: Project, tmp_path: Path, transfer: str
+) -> None:
+    p = make_project(tmp_path / "p")
+    demo = (Path(__file__).parents[1] / "models" / "demo.py").read_text()
+    (p.root / "helper_mod.py").write_text(demo.replace("def build(", "def model("))
+    (p.root / "rootmodel.py").write_text(ROOT_SCRIPT)
+    (p.root / "secret.txt").write_text("not for the container\n")
+    (p.root / "conf" / "model").mkdir(parents=True)
+    body = yaml.safe_load(
+        (Path(__file__).parents[1] / "tftrt_build/conf/model/demo.yaml").read_text()
+    )
+    body["source"] = {"kind": "export", "script": "rootmodel.py", "deps": ["helper_mod.py"]}
+    (p.root / "conf" / "model" / "rooted.yaml").write_text(yaml.safe_dump(body))
+    result = p.run(*docker_args("model=rooted", f"executor.transfer={transfer}"))
+    assert result.code == 0, result.err
+    # The same model as the demo's, exported from the project root.
+    here = lock_entry(p, "rooted/native")["source"]["output"]
+    assert here == lock_entry(demo_build)["source"]["output"]
+
+
+SLEEPY = """\
+import time
+
+def build(**args):
+    print("sleepy export", flush=True)
+    time.sleep(3600)
+"""
+
+
+def test_a_stage_past_its_timeout_is_stopped_and_removed(client, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    p = make_project(tmp_path / "p")
+    (p.root / "models").mkdir()
+    (p.root / "models" / "sleepy.py").write_text(SLEEPY)
+    (p.root / "conf" / "model").mkdir(parents=True)
+    body = yaml.safe_load(
+        (Path(__file__).parents[1] / "tftrt_build/conf/model/demo.yaml").read_text()
+    )
+    body["source"] = {"kind": "export", "script": "models/sleepy.py"}
+    (p.root / "conf" / "model" / "sleepy.yaml").write_text(yaml.safe_dump(body))
+    # Long enough for TensorFlow to load in the container and the script to print.
+    result = p.run(*docker_args("model=sleepy", "executor.timeout_s=25"), timeout=240)
+    assert result.code == 1, result.err
+    assert result.error_line.startswith(
+        f"export of models/sleepy.py did not end within executor.timeout_s=25 s in {IMAGE}: "
+        "stopped and removed, nothing cached"
+    ), result.error_line
+    # Its last lines, under the error line: what it was doing (the end of its full log).
+    under = [line.strip() for line in result.err.split("error: ", 1)[1].splitlines()[1:]]
+    log = p.root / result.error_line.rsplit("(full log: ", 1)[1].rstrip(")")
+    logged = [line.strip() for line in log.read_text().splitlines()]
+    # Rich wraps long lines: compare the words of the last (at most 12) lines.
+    assert under and " ".join(under).split() == " ".join(logged[-12:]).split(), result.err
+    assert client.containers.list(all=True, filters=OURS) == []
+    assert p.leftovers() == []
+
+
+@pytest.mark.parametrize(
+    ("make", "what"),
+    [
+        ("ln -s /etc/passwd /o/pw", "'pw' is a link to '/etc/passwd'"),
+        ("ln /o/f /o/h", "'h' is a link to"),
+        # Inside the output folder, so tar's data filter alone would keep it.
+        ("ln -s f /o/rel", "'rel' is a link to 'f'"),
+    ],
+)
+def test_download_refuses_links_a_container_sends_back(  # type: ignore[no-untyped-def]
+    client, tmp_path: Path, make: str, what: str
+) -> None:
+    container = client.containers.run(
+        IMAGE,
+        ["sh", "-c", f"mkdir /o && echo x > /o/f && {make}"],
+        detach=True,
+        labels={LABEL: "test"},
+    )
+    try:
+        assert container.wait(timeout=60)["StatusCode"] == 0
+        dest = tmp_path / "out"
+        dest.mkdir()
+        with pytest.raises(StageError, match=f"the stage's output {what}"):
+            download(container, "/o", dest)
+        assert list(dest.iterdir()) == []
+    finally:
+        container.remove(force=True)

@@ -64,12 +64,13 @@ class JobResult:
     build: BuildResult | None = None
 
 
-def make_executor(conf: ExecutorConf, cache_dir: Path) -> Executor:
+def make_executor(conf: ExecutorConf, cache_dir: Path, log_dir: Path | None = None) -> Executor:
+    """The executor a config names; stage logs go to log_dir (None: not kept)."""
     if conf.kind is ExecutorKind.docker:
         from tftrt_build.execute.docker import DockerExecutor  # the Docker SDK only when used
 
-        return DockerExecutor(conf, cache_dir)
-    return LocalExecutor(conf.python, cache_dir)
+        return DockerExecutor(conf, cache_dir, log_dir)
+    return LocalExecutor(conf.python, cache_dir, conf.timeout_s, log_dir)
 
 
 def full_verify(request: BuildRequest) -> bool:
@@ -86,11 +87,14 @@ def open_store(request: BuildRequest, readonly: bool) -> Store:
 
 
 def plan_request(
-    request: BuildRequest, ui: UI | None = None, building: bool = False
+    request: BuildRequest,
+    ui: UI | None = None,
+    building: bool = False,
+    log_dir: Path | None = None,
 ) -> tuple[Plan, Store, Executor]:
     """The plan of a request, with the store and executor it was made with."""
     store = open_store(request, readonly=not building)
-    executor = make_executor(request.executor, request.cache_dir)
+    executor = make_executor(request.executor, request.cache_dir, log_dir if building else None)
     lock = read_lock(request.lock_path)
     if building:
         store.clean_tmp([request.bundle_dir.parent, request.lock_path.parent])
@@ -130,8 +134,15 @@ def build_rows(result: BuildResult) -> list[Row]:
 
 
 def run(
-    config: Config, choices: dict[str, str], options: Options, project: Path, ui: UI, job: str = ""
+    config: Config,
+    choices: dict[str, str],
+    options: Options,
+    project: Path,
+    ui: UI,
+    job: str = "",
+    log_dir: Path | None = None,
 ) -> JobResult:
+    """One job; a build keeps each stage's full output in log_dir (the run's stages/)."""
     request = resolve(config, choices, options, project)
     building = request.mode is Mode.build
     log.info(
@@ -140,7 +151,7 @@ def run(
         request.target_option.name,
         ", ".join(a.id for a in request.artifacts),
     )
-    plan, store, executor = plan_request(request, ui, building=building)
+    plan, store, executor = plan_request(request, ui, building=building, log_dir=log_dir)
     if not building:
         store.stat_cache.save()
         if request.mode is Mode.plan:

@@ -20,8 +20,10 @@ def build(config: Config, options: HydraOptions, context: JobContext) -> Outcome
     if config.mode is Mode.diff:
         return diff(config, options, context)
     project = Path.cwd()
+    # Each stage's full output goes beside the run's log: stages/<n>-<op>.log.
+    stages = context.log_file.parent / "stages" if context.log_file else None
     result = job.run(
-        config, context.choices, options, project, RichUI(context.verbose), context.job
+        config, context.choices, options, project, RichUI(context.verbose), context.job, stages
     )
     out = console()
     plan = result.plan

@@ -127,6 +127,11 @@ class SourceConf:
     sha256: Optional[str] = None
     # archive: folder inside the archive holding saved_model.pb (found when there is one).
     subdir: Optional[str] = None
+    # archive: most bytes it may unpack to, as a multiple of the archive file's size (a
+    # bomb guard; raise it for a model that compresses unusually well).
+    max_unpacked_ratio: float = 10.0
+    # archive: most members (files, folders, links) it may hold.
+    max_members: int = 10000
 
 
 @dataclass
@@ -402,7 +407,7 @@ class ExecutorConf:
     # docker: GPUs given to the stage container (count, "all", or device ids; 0 for none).
     gpus: GpusConf = field(default_factory=lambda: GpusConf(count=1))
     transfer: TransferMode = TransferMode.auto
-    # docker: longest a stage may run, in seconds.
+    # Longest a stage may run, in seconds; a stage past it is stopped and nothing is cached.
     timeout_s: int = 3600
 
 

@@ -3,45 +3,75 @@
 The container runs the same stage process (``tftrt_build.execute.runner``) as the local
 executor. It gets the stage's inputs read-only and writes only its output folder: with a local
 engine through bind mounts, with a remote one (``ssh://user@gpu-host``) by uploading the inputs
-before the start and downloading the output after. Either way the result lands in the local
+before the start and downloading the output after. Of a script it gets the script and its
+declared deps, never the folder they sit in. It runs without capabilities, with
+``no-new-privileges``, without a network, as the caller's uid (``STAGE_UID`` when the caller is
+root), and its task folder is 0700. A stage that outlives ``executor.timeout_s`` is stopped
+and removed, and reported with its last log lines. Either way the result lands in the local
 cache exactly as a local build would put it. The image's id is part of every key the executor
 touches, so a tag that moves rebuilds. Every container is removed when its stage ends, fails or
 is interrupted; containers left by a tftrt-build that was killed are removed by the next run.
 
 Why this module is long: the engine, the image, the probe and a container's whole life (create,
-upload, start, stream, wait, collect, remove, and removal on every failure) are one resource
-kept in one place; the file transfers are in ``transfer``.
+upload, start, stream under the timeout, wait, collect, remove, and removal on every failure)
+are one resource kept in one place, with the lending of folders to the stage's uid; the file
+transfers are in ``transfer``.
 """
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import functools
 import json
 import logging
 import os
+import queue
 import socket
-from pathlib import Path, PurePosixPath
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 from tftrt_build.config.schema import ExecutorConf, TransferMode
 from tftrt_build.errors import CapabilityError, StageError
 from tftrt_build.execute.capabilities import Capabilities
-from tftrt_build.execute.task import TAIL_LINES, LogSink, Task, TaskFailed, result_of
-from tftrt_build.execute.transfer import IN, IO, OUT, download, fetch_json, lines, upload
+from tftrt_build.execute.task import (
+    TAIL_LINES,
+    LogSink,
+    StageLog,
+    Task,
+    TaskFailed,
+    container_env,
+    died,
+    python_command,
+    result_of,
+    stage_command,
+)
+from tftrt_build.execute.transfer import (
+    IO,
+    OUT,
+    download,
+    fetch_json,
+    inside,
+    layout,
+    lines,
+    upload,
+)
+from tftrt_build.execute.trees import plain_output
 from tftrt_build.store.digest import digest_json
 from tftrt_build.store.fs import atomic_write_text, process_alive
 from tftrt_build.store.tmp import task_dir
 
 log = logging.getLogger(__name__)
 LABEL = "tftrt-build.owner"
-_ENV = {
-    "PYTHONHASHSEED": "0",
-    "TF_DETERMINISTIC_OPS": "1",
-    "TF_CPP_MIN_LOG_LEVEL": "2",
-    "PYTHONUNBUFFERED": "1",
-    "HOME": "/tmp",
-}
+# The uid and gid stages run as when tftrt-build runs as root (CI, a root shell): an
+# unprivileged id the image need not know.
+STAGE_UID = 10001
+# Seconds any one call to the engine may take (create, start, wait for the exit code, copy);
+# following a stage's log has no such limit, the stage's executor.timeout_s bounds it.
+API_TIMEOUT_S = 120
 _PACKAGES = "import json, tftrt_build.execute.task as e; print(json.dumps(e.package_versions()))"
 
 
@@ -70,10 +100,15 @@ def _owner() -> str:
 class DockerExecutor:
     """Runs tasks in containers of ``conf.image`` on the engine ``conf.host`` names."""
 
-    def __init__(self, conf: ExecutorConf, cache_dir: Path | None = None) -> None:
+    def __init__(
+        self, conf: ExecutorConf, cache_dir: Path | None = None, log_dir: Path | None = None
+    ) -> None:
         self.conf = conf
         self.cache_dir = cache_dir
         self.name = f"image {conf.image} on {self.where}"
+        # Where each stage's full output is written (the run folder's stages/); None: nowhere.
+        self.log_dir = log_dir
+        self._stages = 0
 
     @property
     def where(self) -> str:
@@ -89,9 +124,10 @@ class DockerExecutor:
         try:
             _needs_paramiko(self.where)
             if self.conf.host:
-                client = docker.client.DockerClient(base_url=self.conf.host)
+                # paramiko carries ssh:// (the [ssh] extra); the ssh binary is not needed.
+                client = docker.client.DockerClient(base_url=self.conf.host, timeout=API_TIMEOUT_S)
             else:
-                client = docker.client.from_env()
+                client = docker.client.from_env(timeout=API_TIMEOUT_S)
             client.ping()
         except DockerException as exc:
             raise CapabilityError(
@@ -180,7 +216,11 @@ class DockerExecutor:
         def versions() -> dict[str, Any]:
             lines: list[str] = []
             code = self._run_container(
-                ["python3", "-c", _PACKAGES], lines.append, gpus=False, mounts=[], archive=None
+                python_command("python3", _PACKAGES),
+                lines.append,
+                gpus=False,
+                mounts=[],
+                archive=None,
             )
             if code != 0:
                 raise StageError(
@@ -204,51 +244,61 @@ class DockerExecutor:
 
     def run(self, task: Task, sink: LogSink) -> dict[str, Any]:
         title = task.title or task.op
+        self._stages += 1
+        stage_log = StageLog(self.log_dir, self._stages, task.op)
+        tail: collections.deque[str] = collections.deque(maxlen=TAIL_LINES)
+
+        def keep(line: str) -> None:
+            tail.append(line)
+            stage_log.write(line)
+            sink(line)
+
         with task_dir(self.cache_dir, "docker") as tmp:
             io_dir = Path(tmp)
-            io_dir.chmod(0o777)
             spec = {
                 "op": task.op,
                 "params": task.params,
-                "inputs": {name: self._inside(name, path) for name, path in task.inputs.items()},
+                "inputs": {name: inside(task, name) for name in task.inputs},
                 "output": OUT if task.output else None,
                 "result": f"{IO}/result.json",
             }
             (io_dir / "task.json").write_text(json.dumps(spec))
-            command = ["python3", "-m", "tftrt_build.execute.runner", f"{IO}/task.json"]
-            tail: list[str] = []
-
-            def keep(line: str) -> None:
-                tail.append(line)
-                del tail[:-TAIL_LINES]
-                sink(line)
-
-            if self.transfer is TransferMode.mount:
-                mounts = self._mounts(task, io_dir)
-                self._run_container(command, keep, gpus=True, mounts=mounts, archive=None)
-                result = io_dir / "result.json"
-                payload = json.loads(result.read_text()) if result.is_file() else {}
-            else:
-                archive = upload(task, io_dir)
-                payload = self._run_container(
-                    command, keep, gpus=True, mounts=[], archive=archive, fetch=task.output
-                )
+            command = stage_command("python3", f"{IO}/task.json")
+            try:
+                if self.transfer is TransferMode.mount:
+                    with _writable_by_stage(io_dir, task.output):
+                        mounts = self._mounts(task, io_dir)
+                        self._run_container(command, keep, gpus=True, mounts=mounts, archive=None)
+                    result = io_dir / "result.json"
+                    payload = json.loads(result.read_text()) if result.is_file() else {}
+                else:
+                    archive = upload(task, io_dir, stage_user())
+                    payload = self._run_container(
+                        command, keep, gpus=True, mounts=[], archive=archive, fetch=task.output
+                    )
+            except StageTimeout as exc:
+                raise TaskFailed(
+                    f"{title} did not end within executor.timeout_s={exc.seconds:g} s in "
+                    f"{self.conf.image}: stopped and removed, nothing cached",
+                    list(tail),
+                    stage_log.written,
+                ) from exc
+            finally:
+                stage_log.close()
         if not payload:
-            raise TaskFailed(f"{title} failed in {self.conf.image}: the stage process died", tail)
-        return result_of(payload, task, tail)
-
-    def _inside(self, name: str, path: Path) -> str:
-        base = PurePosixPath(IN) / name
-        return str(base / path.name) if path.is_file() else str(base)
+            raise died(task, f" in {self.conf.image}", list(tail), stage_log.written)
+        found = result_of(payload, task, list(tail), stage_log.written)
+        if task.output is not None:
+            plain_output(task.output, title)
+        return found
 
     def _mounts(self, task: Task, io_dir: Path) -> list[Any]:
         from docker.types import Mount
 
         mounts = [Mount(IO, str(io_dir), type="bind")]
-        for name, path in task.inputs.items():
-            # A file is mounted with its folder, so a script can import its neighbours.
-            source = path.parent if path.is_file() else path
-            mounts.append(Mount(f"{IN}/{name}", str(source.resolve()), type="bind", read_only=True))
+        # Only what the task lists: a script and its declared deps, not their folder.
+        for target, source in layout(task):
+            mounts.append(Mount(target, str(source.resolve()), type="bind", read_only=True))
         if task.output is not None:
             mounts.append(Mount(OUT, str(task.output.resolve()), type="bind"))
         return mounts
@@ -264,19 +314,23 @@ class DockerExecutor:
         fetch: Path | None = None,
     ) -> Any:
         """Create, start, stream, wait, collect, remove. Returns the exit code, or with an
-        archive (copy transfer) the result payload."""
+        archive (copy transfer) the result payload. Raises StageTimeout past the timeout."""
         from docker.errors import APIError
         from requests.exceptions import RequestException
 
         client, image = self.client, self.image_id
         log.info("container of %s (%s) on %s: %s", self.conf.image, image, self.where, command)
+        uid, gid = stage_user()
         try:
             container = client.containers.create(
                 image,
                 command=command,
-                user=f"{os.getuid()}:{os.getgid()}",
-                environment=_ENV,
+                user=f"{uid}:{gid}",
+                environment=container_env(),
                 network_mode="none",
+                # Nothing a stage does needs a capability or a setuid binary.
+                cap_drop=["ALL"],
+                security_opt=["no-new-privileges"],
                 mounts=mounts,
                 device_requests=self._device_requests() if gpus else [],
                 labels={LABEL: _owner()},
@@ -303,13 +357,13 @@ class DockerExecutor:
                         f"NVIDIA container runtime is missing): {message}"
                     ) from exc
                 raise CapabilityError(f"cannot start {self.conf.image}: {message}") from exc
-            for line in lines(container.logs(stream=True, follow=True)):
-                sink(line)
+            _follow(container, sink, time.monotonic() + self.conf.timeout_s, self.conf.timeout_s)
             try:
-                status = container.wait(timeout=self.conf.timeout_s)
+                status = container.wait(timeout=API_TIMEOUT_S)
             except RequestException as exc:
                 raise StageError(
-                    f"the stage did not end within executor.timeout_s={self.conf.timeout_s} s"
+                    f"the Docker engine at {self.where} did not report the end of the stage: "
+                    f"{_first_line(exc)}"
                 ) from exc
             code = int(status.get("StatusCode", 1))
             if archive is None:
@@ -319,7 +373,7 @@ class DockerExecutor:
                 download(container, OUT, fetch)
             return payload
         except BaseException:
-            # Ctrl-C or a failure: stop the stage now rather than let it run on.
+            # Ctrl-C, a timeout or a failure: stop the stage now rather than let it run on.
             with _quiet():
                 container.stop(timeout=5)
             raise
@@ -336,6 +390,86 @@ class DockerExecutor:
                 all=True, filters={"label": f"{LABEL}={_owner()}"}
             ):
                 leftover.remove(force=True)
+
+
+class StageTimeout(Exception):
+    """A container ran past executor.timeout_s (the executor reports it with its log tail)."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(f"timed out after {seconds:g} s")
+        self.seconds = seconds
+
+
+def _follow(container: Any, sink: LogSink, deadline: float, seconds: float) -> None:
+    """Pass the container's log lines to sink until it exits; raise StageTimeout at deadline.
+
+    The engine's log stream blocks until the container writes or exits (the Docker SDK turns
+    the socket timeout off for it), so it is read by a thread and the deadline kept here.
+    """
+    found: queue.Queue[str | BaseException | None] = queue.Queue()
+
+    def read() -> None:
+        try:
+            for line in lines(container.logs(stream=True, follow=True)):
+                found.put(line)
+        except BaseException as exc:  # handed to the waiting thread, which raises it
+            found.put(exc)
+        found.put(None)
+
+    threading.Thread(target=read, name="container-log", daemon=True).start()
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise StageTimeout(seconds)
+        try:
+            item = found.get(timeout=remaining)
+        except queue.Empty:
+            continue
+        if item is None:
+            return
+        if isinstance(item, BaseException):
+            raise StageError(f"lost the stage's log stream: {_first_line(item)}") from item
+        sink(item)
+
+
+def stage_user() -> tuple[int, int]:
+    """The uid and gid a stage container runs as: the caller's, unless that is root."""
+    uid, gid = os.getuid(), os.getgid()
+    return (uid, gid) if uid != 0 else (STAGE_UID, STAGE_UID)
+
+
+@contextlib.contextmanager
+def _writable_by_stage(io_dir: Path, output: Path | None) -> Iterator[None]:
+    """The task folder and the output folder, 0700 and owned by the stage's uid while it runs.
+
+    Run as root, stages run as STAGE_UID: the folders are lent to it, and what the stage
+    wrote is given back to root afterwards, so no file of the cache belongs to another uid.
+    """
+    uid, gid = stage_user()
+    folders = [io_dir] + ([output] if output is not None else [])
+    modes = [f.stat().st_mode & 0o7777 for f in folders]
+    lend = (uid, gid) != (os.getuid(), os.getgid())
+    for folder in folders:
+        if lend:
+            os.chown(folder, uid, gid)
+        folder.chmod(0o700)
+    try:
+        yield
+    finally:
+        for folder, mode in zip(folders, modes, strict=True):
+            if lend:
+                _give_back(folder)
+            folder.chmod(mode)
+
+
+def _give_back(root: Path) -> None:
+    """chown a tree to the caller without following links (a stage may have made some)."""
+    me, group = os.getuid(), os.getgid()
+    os.chown(root, me, group, follow_symlinks=False)
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in dirnames + filenames:
+            with contextlib.suppress(FileNotFoundError):
+                os.chown(os.path.join(dirpath, name), me, group, follow_symlinks=False)
 
 
 def _first_line(exc: BaseException) -> str:

@@ -1,4 +1,9 @@
-"""The local executor: tasks run in a child Python process on this machine."""
+"""The local executor: tasks run in a child Python process on this machine.
+
+The child runs in its own process group, with the working directory off its ``sys.path``
+(``task.stage_command``). A stage that outlives ``executor.timeout_s`` is stopped with its
+whole group (SIGTERM, then SIGKILL) and reported with its last lines; nothing is cached.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +13,11 @@ import functools
 import json
 import logging
 import os
+import queue
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -20,12 +27,17 @@ from tftrt_build.execute.capabilities import Capabilities
 from tftrt_build.execute.task import (
     TAIL_LINES,
     LogSink,
+    StageLog,
     Task,
     TaskFailed,
+    died,
     package_versions,
+    python_command,
     result_of,
     runner_env,
+    stage_command,
 )
+from tftrt_build.execute.trees import plain_output
 from tftrt_build.store.digest import digest_json
 from tftrt_build.store.fs import atomic_write_text
 from tftrt_build.store.tmp import task_dir
@@ -33,6 +45,10 @@ from tftrt_build.store.tmp import task_dir
 log = logging.getLogger(__name__)
 # Environment variables that change what the TensorRT probe finds.
 PROBE_ENV = ("LD_LIBRARY_PATH", "CUDA_VISIBLE_DEVICES", "NVIDIA_VISIBLE_DEVICES")
+# The schema's default for executor.timeout_s.
+DEFAULT_TIMEOUT_S = 3600
+# How long a stopped stage gets between SIGTERM and SIGKILL.
+_GRACE_S = 10
 
 
 class LocalExecutor:
@@ -40,10 +56,21 @@ class LocalExecutor:
 
     name = "this machine"
 
-    def __init__(self, python: str | None = None, cache_dir: Path | None = None) -> None:
+    def __init__(
+        self,
+        python: str | None = None,
+        cache_dir: Path | None = None,
+        timeout_s: float = DEFAULT_TIMEOUT_S,
+        log_dir: Path | None = None,
+    ) -> None:
         self.python = python or sys.executable
         # Probe results are kept here, keyed by what could change them.
         self.cache_dir = cache_dir
+        # Longest a stage may run (executor.timeout_s).
+        self.timeout_s = timeout_s
+        # Where each stage's full output is written (the run folder's stages/); None: nowhere.
+        self.log_dir = log_dir
+        self._stages = 0
 
     def identity(self) -> dict[str, str]:
         return {}
@@ -101,7 +128,12 @@ class LocalExecutor:
         code = "import json, tftrt_build.execute.task as e; print(json.dumps(e.package_versions()))"
         try:
             out = subprocess.run(
-                [self.python, "-c", code], capture_output=True, text=True, check=True, timeout=60
+                python_command(self.python, code),
+                capture_output=True,
+                text=True,
+                check=True,
+                timeout=60,
+                env=runner_env(),
             ).stdout
         except (OSError, subprocess.SubprocessError) as exc:
             raise CapabilityError(
@@ -110,6 +142,9 @@ class LocalExecutor:
         return dict(json.loads(out))
 
     def run(self, task: Task, sink: LogSink) -> dict[str, Any]:
+        title = task.title or task.op
+        self._stages += 1
+        stage_log = StageLog(self.log_dir, self._stages, task.op)
         with task_dir(self.cache_dir, "task") as tmp:
             result_file = Path(tmp, "result.json")
             spec = {
@@ -121,19 +156,40 @@ class LocalExecutor:
             }
             task_file = Path(tmp, "task.json")
             task_file.write_text(json.dumps(spec))
-            cmd = [self.python, "-m", "tftrt_build.execute.runner", str(task_file)]
+            cmd = stage_command(self.python, str(task_file))
             started = time.monotonic()
-            log.info("%s: %s (task %s)", task.title or task.op, " ".join(cmd), json.dumps(spec))
-            tail = stream(cmd, runner_env(), sink)
-            log.info("%s: ended after %.1f s", task.title or task.op, time.monotonic() - started)
+            log.info("%s: %s (task %s)", title, " ".join(cmd), json.dumps(spec))
+
+            def keep(line: str) -> None:
+                stage_log.write(line)
+                sink(line)
+
+            try:
+                tail, finished = stream(cmd, runner_env(), keep, self.timeout_s)
+            finally:
+                stage_log.close()
+            log.info("%s: ended after %.1f s", title, time.monotonic() - started)
+            if not finished:
+                raise TaskFailed(
+                    f"{title} did not end within executor.timeout_s={self.timeout_s:g} s: "
+                    "stopped, nothing cached",
+                    tail,
+                    stage_log.written,
+                )
             payload = json.loads(result_file.read_text()) if result_file.is_file() else {}
             if not payload:
-                raise TaskFailed(f"{task.title or task.op} failed: the stage process died", tail)
-            return result_of(payload, task, tail)
+                raise died(task, "", tail, stage_log.written)
+            result = result_of(payload, task, tail, stage_log.written)
+        if task.output is not None:
+            plain_output(task.output, title)
+        return result
 
 
-def stream(cmd: list[str], env: dict[str, str], log: LogSink) -> list[str]:
-    """Run a command, pass each output line to log, return the last lines."""
+def stream(
+    cmd: list[str], env: dict[str, str], log: LogSink, timeout_s: float | None = None
+) -> tuple[list[str], bool]:
+    """Run a command, pass each output line to log; return the last lines and whether it
+    ended by itself (False: it ran past timeout_s and its process group was stopped)."""
     tail: collections.deque[str] = collections.deque(maxlen=TAIL_LINES)
     try:
         proc = subprocess.Popen(
@@ -148,25 +204,59 @@ def stream(cmd: list[str], env: dict[str, str], log: LogSink) -> list[str]:
         )
     except OSError as exc:
         raise CapabilityError(f"cannot start {cmd[0]}: {exc}") from exc
-    try:
+    # Lines are read by a thread, so a stage that prints nothing cannot outwait the deadline.
+    lines: queue.Queue[str | None] = queue.Queue()
+
+    def read() -> None:
         assert proc.stdout is not None
         with proc.stdout:
             for line in proc.stdout:
-                line = line.rstrip()
-                tail.append(line)
-                log(line)
-        proc.wait()
+                lines.put(line.rstrip())
+        lines.put(None)
+
+    reader = threading.Thread(target=read, name="stage-log", daemon=True)
+    reader.start()
+    deadline = None if timeout_s is None else time.monotonic() + timeout_s
+    finished = True
+    try:
+        while True:
+            wait = None if deadline is None else deadline - time.monotonic()
+            if wait is not None and wait <= 0:
+                finished = False
+                break
+            try:
+                line = lines.get(timeout=wait)
+            except queue.Empty:
+                continue
+            if line is None:
+                break
+            tail.append(line)
+            log(line)
+        if finished:
+            proc.wait()
     except BaseException:
         # Ctrl-C or any failure here: stop the whole child process group, then re-raise.
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        _stop(proc)
         raise
+    if not finished:
+        _stop(proc)
+        reader.join(timeout=_GRACE_S)
+        return list(tail), False
     if proc.returncode < 0:
         tail.append(f"(killed by signal {signal.Signals(-proc.returncode).name})")
-    return list(tail)
+    return list(tail), True
+
+
+def _stop(proc: subprocess.Popen[str]) -> None:
+    """SIGTERM to the child's process group, SIGKILL after a grace period.
+
+    The group gets the SIGKILL even when its leader went at SIGTERM: a grandchild that
+    ignores SIGTERM must not run on.
+    """
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(timeout=_GRACE_S)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()

@@ -1,7 +1,9 @@
-"""The stage process: ``python -m tftrt_build.execute.runner TASK`` runs one TensorFlow task.
+"""The stage process: runs one TensorFlow task, ``TASK`` a JSON file an executor wrote.
 
-T is a JSON task written by an executor. The result (or the error) goes to the file the task
-names; the log goes to stdout, which the executor streams. Keep this module free of TensorFlow
+Executors start it with ``task.stage_command`` (``python -s -c ...``, the working directory
+dropped from ``sys.path``), not ``python -m``, which would import a project's ``json.py``. The
+result (or the error) goes to the file the task names; the log goes to stdout, which the
+executor streams. Keep this module free of TensorFlow
 imports: operations import it themselves, so a capability probe can run without it.
 """
 
@@ -18,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from tftrt_build.execute.capabilities import CapabilityMissing
+from tftrt_build.execute.task import StageMismatch
 
 OPERATIONS = {
     "export": "tftrt_build.tfops.export:run",
@@ -57,18 +60,48 @@ def main(argv: list[str] | None = None) -> int:
         payload = {"ok": True, "result": func(task)}
     except Exception as exc:
         traceback.print_exc(file=sys.stdout)
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        payload = {
-            "ok": False,
-            "error": {
-                "type": type(exc).__name__,
-                "kind": "capability" if isinstance(exc, CapabilityMissing) else "failure",
-                "message": f"{type(exc).__name__}: {first}" if first else type(exc).__name__,
-            },
-        }
+        payload = {"ok": False, "error": describe_error(exc)}
     Path(task["result"]).write_text(json.dumps(payload))
     sys.stdout.flush()
     return 0 if payload["ok"] else 1
+
+
+def describe_error(exc: BaseException) -> dict[str, Any]:
+    """The one line that says why a task failed, and what kind of failure it is."""
+    error: dict[str, Any] = {
+        "type": type(exc).__name__,
+        "kind": "capability" if isinstance(exc, CapabilityMissing) else "failure",
+        "message": _one_line(exc),
+    }
+    mismatch = _mismatch(exc)
+    if mismatch is not None:
+        error.update(kind="config", key=mismatch.key, detail=str(mismatch))
+    return error
+
+
+def _mismatch(exc: BaseException) -> StageMismatch | None:
+    """The StageMismatch behind exc: autograph re-raises one from traced code as a
+    StagingError, with the original as its context."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, StageMismatch):
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None
+
+
+def _one_line(exc: BaseException) -> str:
+    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+    # TensorFlow's autograph re-raises errors from traced code as "in user code:", the
+    # traceback, and the original "ValueError: ..." last: that last line says why.
+    if len(lines) > 1 and lines[0] == "in user code:":
+        last = lines[-1]
+        name = type(exc).__name__
+        return last if last.startswith(f"{name}: ") else f"{name}: {last}"
+    first = lines[0] if lines else ""
+    return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
 
 
 if __name__ == "__main__":

@@ -2,10 +2,17 @@
 
 ``inputs()`` is what the stage's cache key is made of: content digests and parameters, never
 paths or times, so two machines agree on it. ``obtain()`` does the work into a staging folder.
+
+What enters the staging folder holds folders and regular files only (``execute.trees``): a
+link in an archive or a local folder is resolved to a copy of its target when that is a file
+of the SavedModel folder kept, else refused naming it. A downloaded archive is kept under its
+sha256 in ``downloads/`` and hashed again every time it is used, so a replaced file is
+downloaded afresh rather than served under the pin.
 """
 
 from __future__ import annotations
 
+import logging
 import shutil
 import tempfile
 from pathlib import Path
@@ -15,9 +22,12 @@ from tftrt_build.config.paths import find_file, under
 from tftrt_build.config.schema import ModelConf, SourceKind
 from tftrt_build.errors import ConfigError, SourceError, did_you_mean
 from tftrt_build.execute.task import RUNNER_FORMAT, Executor, LogSink, Task
-from tftrt_build.stages.archive import download, extract
+from tftrt_build.execute.trees import copy_plain, make_plain, plain_copy_plan
+from tftrt_build.stages.archive import Limits, download, extract, io_problem
 from tftrt_build.stages.signature import check_signature
 from tftrt_build.store.digest import Progress, StatCache, hash_file, hash_tree, sha256_file
+
+log = logging.getLogger(__name__)
 
 # How an archive gets its pin: the digest of one trusted download.
 PIN_HINT = (
@@ -119,7 +129,15 @@ class Source:
                 key="model.source.path",
                 file=self.file,
             )
+        # Refuse a link out of the folder before its files are hashed (through the link).
+        plain_copy_plan(folder, self._refuse_local)
         return folder
+
+    def _refuse_local(self, rel: str, problem: str) -> SourceError:
+        return SourceError(
+            f"{self.model.source.path}/{rel} {problem}: a local source's links must point at "
+            "files inside its folder"
+        )
 
     def obtain(self, dest: Path, log: LogSink, progress: Progress | None = None) -> dict[str, Any]:
         """Put the SavedModel into ``dest`` and return its description (MetaGraphs, signatures)."""
@@ -127,26 +145,53 @@ class Source:
         if src.kind is SourceKind.export:
             assert src.script is not None
             script = find_file(src.script, self.project, "model.source.script", self.file)
+            deps = tuple(
+                find_file(dep, self.project, f"model.source.deps[{i}]", self.file)
+                for i, dep in enumerate(src.deps)
+            )
             inputs = self.inputs()
             params = {k: inputs[k] for k in ("args", "seed", "signature", "inputs", "outputs")}
-            task = Task("export", params, {"script": script}, dest, f"export of {src.script}")
-            report = self.executor.run(task, log)
+            task = Task(
+                "export",
+                params,
+                {"script": script},
+                dest,
+                f"export of {src.script}",
+                companions={"script": deps},
+            )
+            report = self._run(task, log)
         else:
             if src.kind is SourceKind.archive:
                 self._unpack(self.fetch(progress), dest)
             else:
-                shutil.copytree(self._local_folder(), dest, dirs_exist_ok=True)
+                self._copy_local(dest)
             task = Task("inspect", {}, {"model": dest}, None, "reading the SavedModel")
-            report = self.executor.run(task, log)
+            report = self._run(task, log)
         check_signature(self.model, report, self.file)
         return report
 
+    def _run(self, task: Task, log: LogSink) -> dict[str, Any]:
+        try:
+            return self.executor.run(task, log)
+        except ConfigError as exc:
+            # The model is not what its config says (model.outputs): the model's file is to blame.
+            raise exc.located(self.file) from exc
+
+    def _copy_local(self, dest: Path) -> None:
+        folder = self._local_folder()
+        try:
+            copy_plain(folder, dest, self._refuse_local)
+        except OSError as exc:
+            step = f"copy {self.model.source.path} into {dest}"
+            raise SourceError(io_problem(exc, step)) from exc
+
     def fetch(self, progress: Progress | None = None) -> Path:
-        """The archive file, downloaded once into the cache's downloads/ and checked."""
+        """The archive file, checked against its pin every time it is used.
+
+        A download is kept in the cache's downloads/ under its sha256; one that no longer
+        hashes to its name (replaced, damaged) is removed and downloaded again.
+        """
         src = self.model.source
-        pin = (src.sha256 or "").lower()
-        if pin and (cached := self.downloads / pin).is_file():
-            return cached
         if src.path:
             archive = under(self.project, src.path)
             if not archive.is_file():
@@ -157,9 +202,18 @@ class Source:
             self._check_pin(digest, str(archive))
             return archive
         assert src.url is not None
-        self.downloads.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=self.downloads, suffix=".part", delete=False) as f:
-            part = Path(f.name)
+        pin = (src.sha256 or "").lower()
+        if pin and (cached := self.downloads / pin).is_file():
+            if sha256_file(cached) == pin:
+                return cached
+            log.warning("%s no longer has sha256 %s: downloading %s again", cached, pin, src.url)
+            cached.unlink()
+        try:
+            self.downloads.mkdir(parents=True, exist_ok=True)
+            with tempfile.NamedTemporaryFile(dir=self.downloads, suffix=".part", delete=False) as f:
+                part = Path(f.name)
+        except OSError as exc:
+            raise SourceError(io_problem(exc, f"prepare the download of {src.url}")) from exc
         try:
             download(src.url, part, progress, self.file)
             digest = sha256_file(part)
@@ -184,13 +238,39 @@ class Source:
                 f"model.source.sha256 {pin}: the archive changed or the pin is wrong"
             )
 
+    def limits(self, archive: Path) -> Limits:
+        src = self.model.source
+        size = archive.stat().st_size
+        return Limits(
+            max_bytes=int(size * src.max_unpacked_ratio),
+            max_members=src.max_members,
+            bytes_reason=(
+                f"{src.max_unpacked_ratio:g} x the archive's {size} bytes: "
+                "model.source.max_unpacked_ratio"
+            ),
+        )
+
     def _unpack(self, archive: Path, dest: Path) -> None:
+        label = self.model.source.path or self.model.source.url or archive.name
         with tempfile.TemporaryDirectory(dir=dest.parent, prefix="unpack-") as tmp:
             root = Path(tmp)
-            extract(archive, root)
+            extract(archive, root, label, self.limits(archive))
             folder = self._saved_model_folder(root)
-            for child in folder.iterdir():
-                shutil.move(str(child), dest / child.name)
+            kept = folder.relative_to(root).as_posix()
+
+            def refuse(rel: str, problem: str) -> SourceError:
+                return SourceError(
+                    f"{label}: member '{kept}/{rel}' {problem} ('{kept}'); links are resolved "
+                    "only to files of the SavedModel folder"
+                )
+
+            try:
+                # Before the folder moves: links are judged where the archive put them.
+                make_plain(folder, refuse)
+                for child in folder.iterdir():
+                    shutil.move(str(child), dest / child.name)
+            except OSError as exc:
+                raise SourceError(io_problem(exc, f"unpack {label} into {dest}")) from exc
 
     def _saved_model_folder(self, root: Path) -> Path:
         subdir = self.model.source.subdir

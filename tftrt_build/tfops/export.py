@@ -16,12 +16,15 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from tftrt_build.execute.task import StageMismatch
 from tftrt_build.tfops.inspect import describe
 
 
 def _load_script(path: Path) -> ModuleType:
-    # The script's folder goes first on sys.path so it can import its helpers.
-    sys.path.insert(0, str(path.parent))
+    # The script's folder goes on sys.path so it can import its helpers, but last: a
+    # neighbour named like a module of Python or of an installed package (a json.py beside a
+    # script at the project root) must not replace it.
+    sys.path.append(str(path.parent))
     spec = importlib.util.spec_from_file_location(f"tftrt_model_{path.stem}", path)
     if spec is None or spec.loader is None:
         raise ImportError(f"cannot load {path}")
@@ -44,12 +47,18 @@ def seed_everything(seed: int) -> None:
 def _named_outputs(result: Any, names: list[str]) -> dict[str, Any]:
     if isinstance(result, dict):
         if names and sorted(names) != sorted(result):
-            raise ValueError(f"model outputs are {sorted(result)}, model.outputs says {names}")
+            raise StageMismatch(
+                "model.outputs",
+                f"the model's outputs are {', '.join(sorted(result))}, not {', '.join(names)}",
+            )
         return dict(result)
     values = list(result) if isinstance(result, list | tuple) else [result]
     names = names or [f"output_{i}" for i in range(len(values))]
     if len(names) != len(values):
-        raise ValueError(f"model has {len(values)} outputs, model.outputs names {len(names)}")
+        raise StageMismatch(
+            "model.outputs",
+            f"names {len(names)} outputs ({', '.join(names)}), but the model has {len(values)}",
+        )
     return dict(zip(names, values, strict=True))
 
 

@@ -1,0 +1,463 @@
+"""Escapes: what a model source could do to files outside the project, and what it may not.
+
+Rule: no symbolic or hard link of any source reaches the cache. A link is resolved to a copy
+of its target only when that target is a regular file inside the SavedModel folder kept (not
+the archive's unpack folder); any other link is refused, naming it, before anything is kept.
+Archives are also held to a size and a member-count limit, and a damaged archive is one line.
+
+Each case of ``ARCHIVES`` builds an archive in ``tmp_path`` and unpacks it as the source stage
+does (``Source._unpack``), in-process: no TensorFlow is needed to refuse, and nothing outside
+``tmp_path`` is touched. The cases that need the whole build (the escape as reported, a local
+folder, the Docker executor's download) are below the table.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import stat
+import tarfile
+import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import Project, make_project
+
+from tftrt_build.config.schema import ModelConf, SourceConf, SourceKind
+from tftrt_build.errors import SourceError
+from tftrt_build.execute.local import LocalExecutor
+from tftrt_build.execute.trees import copy_plain, make_plain
+from tftrt_build.stages.source import Source
+from tftrt_build.store.digest import StatCache
+
+SECRET = b"host secret\n"
+# Depth of the SavedModel folder inside the archive and of the link below it: deep enough that
+# "../" x (both) stays inside the unpack folder, yet climbs to / once the folder is moved up.
+WRAP, DEEP = 20, 12
+
+
+@dataclass
+class Host:
+    """A file outside the project that no archive may touch."""
+
+    secret: Path
+
+    def untouched(self) -> None:
+        assert self.secret.read_bytes() == SECRET
+        assert stat.S_IMODE(self.secret.stat().st_mode) == 0o600
+        assert self.secret.stat().st_nlink == 1
+
+
+def _tar(
+    path: Path, members: list[tuple[tarfile.TarInfo, bytes | None]], mode: str = "w:gz"
+) -> None:
+    with tarfile.open(path, mode) as tar:
+        for info, data in members:
+            if data is not None:
+                info.size = len(data)
+            tar.addfile(info, io.BytesIO(data) if data is not None else None)
+
+
+def _file(name: str, data: bytes = b"x") -> tuple[tarfile.TarInfo, bytes]:
+    info = tarfile.TarInfo(name)
+    info.mode = 0o644
+    return info, data
+
+
+def _link(name: str, target: str, kind: bytes = tarfile.SYMTYPE) -> tuple[tarfile.TarInfo, None]:
+    info = tarfile.TarInfo(name)
+    info.type, info.linkname = kind, target
+    return info, None
+
+
+def _dir(name: str) -> tuple[tarfile.TarInfo, None]:
+    info = tarfile.TarInfo(name)
+    info.type, info.mode = tarfile.DIRTYPE, 0o755
+    return info, None
+
+
+MODEL = "m"  # the SavedModel folder of the simple cases
+
+
+def _model(folder: str = MODEL) -> list[tuple[tarfile.TarInfo, bytes | None]]:
+    return [_file(f"{folder}/saved_model.pb", b"pb"), _file(f"{folder}/variables/v.data", b"v")]
+
+
+def _zip(path: Path, members: list[tuple[str, bytes, int]]) -> None:
+    """Members as (name, data, unix mode with file type); a link's data is its target."""
+    with zipfile.ZipFile(path, "w") as zf:
+        for name, data, mode in members:
+            info = zipfile.ZipInfo(name)
+            info.external_attr = mode << 16
+            zf.writestr(info, data)
+
+
+def escape_deep(tmp: Path, host: Host) -> Path:
+    """As reported: d0/.../d11/pw -> ../ x N + the host file, inside the unpack folder until
+    the SavedModel folder is moved up into the cache."""
+    folder = "/".join(f"w{i}" for i in range(WRAP)) + "/model"
+    link = folder + "/" + "/".join(f"d{i}" for i in range(DEEP)) + "/pw"
+    target = "../" * (WRAP + 1 + DEEP) + str(host.secret).lstrip("/")
+    _tar(tmp / "a.tar.gz", [*_model(folder), _link(link, target)])
+    return tmp / "a.tar.gz"
+
+
+def escape_absolute(tmp: Path, host: Host) -> Path:
+    _tar(tmp / "a.tar.gz", [*_model(), _link(f"{MODEL}/pw", str(host.secret))])
+    return tmp / "a.tar.gz"
+
+
+def escape_up(tmp: Path, host: Host) -> Path:
+    _tar(tmp / "a.tar.gz", [*_model(), _link(f"{MODEL}/pw", "../" * 40 + "etc/passwd")])
+    return tmp / "a.tar.gz"
+
+
+def link_to_folder_outside(tmp: Path, host: Host) -> Path:
+    # Inside the archive, outside the SavedModel folder: its files must not come along.
+    _tar(
+        tmp / "a.tar.gz",
+        [*_model(), _dir("other"), _file("other/x", b"o"), _link(f"{MODEL}/extra", "../other")],
+    )
+    return tmp / "a.tar.gz"
+
+
+def link_to_folder_inside(tmp: Path, host: Host) -> Path:
+    _tar(tmp / "a.tar.gz", [*_model(), _link(f"{MODEL}/again", "variables")])
+    return tmp / "a.tar.gz"
+
+
+def link_to_file_outside_model(tmp: Path, host: Host) -> Path:
+    _tar(tmp / "a.tar.gz", [*_model(), _file("README", b"r"), _link(f"{MODEL}/r", "../README")])
+    return tmp / "a.tar.gz"
+
+
+def hard_link_outside_model(tmp: Path, host: Host) -> Path:
+    members = [
+        *_model(),
+        _file("other.data", b"o"),
+        _link(f"{MODEL}/h", "other.data", tarfile.LNKTYPE),
+    ]
+    _tar(tmp / "a.tar.gz", members)
+    return tmp / "a.tar.gz"
+
+
+def hard_link_to_host(tmp: Path, host: Host) -> Path:
+    target = "../" * 30 + str(host.secret).lstrip("/")
+    _tar(tmp / "a.tar.gz", [*_model(), _link(f"{MODEL}/h", target, tarfile.LNKTYPE)])
+    return tmp / "a.tar.gz"
+
+
+def zip_symlink_outside(tmp: Path, host: Host) -> Path:
+    _zip(
+        tmp / "a.zip",
+        [
+            ("m/saved_model.pb", b"pb", stat.S_IFREG | 0o644),
+            ("m/pw", str(host.secret).encode(), stat.S_IFLNK | 0o777),
+        ],
+    )
+    return tmp / "a.zip"
+
+
+def zip_symlink_up(tmp: Path, host: Host) -> Path:
+    _zip(
+        tmp / "a.zip",
+        [
+            ("m/saved_model.pb", b"pb", stat.S_IFREG | 0o644),
+            ("m/pw", b"../../../../../../../../etc/passwd", stat.S_IFLNK | 0o777),
+        ],
+    )
+    return tmp / "a.zip"
+
+
+def zip_member_up(tmp: Path, host: Host) -> Path:
+    _zip(
+        tmp / "a.zip",
+        [
+            ("m/saved_model.pb", b"pb", stat.S_IFREG | 0o644),
+            ("../evil", b"e", stat.S_IFREG | 0o644),
+        ],
+    )
+    return tmp / "a.zip"
+
+
+def fifo_member(tmp: Path, host: Host) -> Path:
+    info = tarfile.TarInfo(f"{MODEL}/fifo")
+    info.type = tarfile.FIFOTYPE
+    _tar(tmp / "a.tar.gz", [*_model(), (info, None)])
+    return tmp / "a.tar.gz"
+
+
+def tar_bomb(tmp: Path, host: Host) -> Path:
+    # 64 MiB of zeros compress to about 64 kB: a thousand times the archive's size.
+    with tarfile.open(tmp / "a.tar.gz", "w:gz") as tar:
+        for info, data in _model():
+            tar.addfile(info, io.BytesIO(data or b""))
+        info = tarfile.TarInfo(f"{MODEL}/variables/zeros")
+        info.size = 64 << 20
+        tar.addfile(info, _Zeros(info.size))
+    return tmp / "a.tar.gz"
+
+
+def zip_bomb(tmp: Path, host: Host) -> Path:
+    with zipfile.ZipFile(tmp / "a.zip", "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("m/saved_model.pb", b"pb")
+        zf.writestr("m/variables/zeros", bytes(32 << 20))
+    return tmp / "a.zip"
+
+
+def member_bomb(tmp: Path, host: Host) -> Path:
+    # With model.source.max_members=50 (below): 200 empty files.
+    _tar(tmp / "a.tar.gz", [*_model(), *(_file(f"{MODEL}/assets/{i}", b"") for i in range(200))])
+    return tmp / "a.tar.gz"
+
+
+def truncated(tmp: Path, host: Host) -> Path:
+    _tar(tmp / "whole.tar.gz", [*_model(), _file(f"{MODEL}/variables/r", os.urandom(200_000))])
+    data = (tmp / "whole.tar.gz").read_bytes()
+    (tmp / "a.tar.gz").write_bytes(data[: len(data) // 2])
+    return tmp / "a.tar.gz"
+
+
+def random_bytes(tmp: Path, host: Host) -> Path:
+    (tmp / "a.tar.gz").write_bytes(os.urandom(100_000))
+    return tmp / "a.tar.gz"
+
+
+def empty_file(tmp: Path, host: Host) -> Path:
+    (tmp / "a.tar.gz").write_bytes(b"")
+    return tmp / "a.tar.gz"
+
+
+class _Zeros(io.RawIOBase):
+    def __init__(self, size: int) -> None:
+        self.left = size
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+        n = min(len(buffer), self.left)
+        buffer[:n] = bytes(n)
+        self.left -= n
+        return n
+
+
+Make = Callable[[Path, Host], Path]
+REFUSED: list[tuple[str, Make, list[str]]] = [
+    # (case, archive, words the one line must hold)
+    (
+        "12-level ../ link",
+        escape_deep,
+        ["member 'w0/", "/d11/pw' is a link to", "outside the folder kept"],
+    ),
+    ("absolute link", escape_absolute, ["a.tar.gz", "absolute"]),
+    ("link above the archive", escape_up, ["a.tar.gz", "outside"]),
+    ("link to a folder outside the model", link_to_folder_outside, ["member 'm/extra'", "outside"]),
+    ("link to a folder inside the model", link_to_folder_inside, ["member 'm/again'", "folder"]),
+    ("link to a file beside the model", link_to_file_outside_model, ["member 'm/r'", "outside"]),
+    ("hard link beside the model", hard_link_outside_model, ["member 'm/h'", "outside"]),
+    ("hard link to a host file", hard_link_to_host, ["a.tar.gz", "outside"]),
+    ("zip symlink to a host file", zip_symlink_outside, ["a.zip", "member 'm/pw'", "outside"]),
+    ("zip symlink up", zip_symlink_up, ["a.zip", "member 'm/pw'", "outside the archive"]),
+    ("zip member above", zip_member_up, ["a.zip", "'../evil'", "outside the archive folder"]),
+    ("fifo member", fifo_member, ["a.tar.gz", "m/fifo"]),
+    ("tar bomb", tar_bomb, ["a.tar.gz unpacks to more than", "model.source.max_unpacked_ratio"]),
+    ("zip bomb", zip_bomb, ["a.zip unpacks to more than", "model.source.max_unpacked_ratio"]),
+    ("member-count bomb", member_bomb, ["a.tar.gz holds more than 50 members", "max_members"]),
+    ("truncated .tar.gz", truncated, ["cannot unpack", "a.tar.gz", "truncated or damaged"]),
+    ("random bytes", random_bytes, ["cannot unpack", "a.tar.gz", "not a tar", "or zip archive"]),
+    ("empty file", empty_file, ["cannot unpack", "a.tar.gz", "not a tar"]),
+]
+
+
+def _source(tmp: Path, archive: Path, **extra: object) -> Source:
+    sha = hashlib.sha256(archive.read_bytes()).hexdigest()
+    model = ModelConf(
+        name="m", source=SourceConf(kind=SourceKind.archive, path=archive.name, sha256=sha, **extra)
+    )
+    return Source(model, "conf/model/m.yaml", tmp, StatCache(None), LocalExecutor(), tmp / "dl")
+
+
+@pytest.fixture
+def host(tmp_path: Path) -> Host:
+    secret = tmp_path / "host" / "secret.txt"
+    secret.parent.mkdir()
+    secret.write_bytes(SECRET)
+    secret.chmod(0o600)
+    return Host(secret)
+
+
+def _staging(tmp_path: Path) -> Path:
+    dest = tmp_path / "cache" / "tmp" / "key.1.abc" / "data"
+    dest.mkdir(parents=True)
+    return dest
+
+
+@pytest.mark.parametrize(("case", "make", "words"), REFUSED, ids=[c[0] for c in REFUSED])
+def test_archive_is_refused_in_one_line_and_nothing_is_kept(
+    tmp_path: Path, host: Host, case: str, make: Make, words: list[str]
+) -> None:
+    project = tmp_path / "project"
+    project.mkdir()
+    archive = make(project, host)
+    source = _source(project, archive, **({"max_members": 50} if make is member_bomb else {}))
+    dest = _staging(tmp_path)
+    with pytest.raises(SourceError) as info:
+        source._unpack(source.fetch(), dest)
+    message = str(info.value)
+    assert "\n" not in message
+    for word in words:
+        assert word in message, message
+    host.untouched()
+    # Nothing kept: the staging folder is empty and the unpack folder is gone.
+    assert list(dest.iterdir()) == []
+    assert [p.name for p in dest.parent.iterdir()] == ["data"]
+
+
+# Links that resolve to a file of the SavedModel folder become plain copies of it.
+RESOLVED: list[tuple[str, Make, dict[str, bytes]]] = [
+    (
+        "tar symlink inside",
+        lambda tmp, host: _tar_to(tmp, [*_model(), _link(f"{MODEL}/alias", "variables/v.data")]),
+        {"alias": b"v"},
+    ),
+    (
+        "tar chain of links inside",
+        lambda tmp, host: _tar_to(
+            tmp,
+            [*_model(), _link(f"{MODEL}/a", "b"), _link(f"{MODEL}/b", "variables/v.data")],
+        ),
+        {"a": b"v", "b": b"v"},
+    ),
+    (
+        "tar hard link inside",
+        lambda tmp, host: _tar_to(
+            tmp, [*_model(), _link(f"{MODEL}/h", f"{MODEL}/variables/v.data", tarfile.LNKTYPE)]
+        ),
+        {"h": b"v", "variables/v.data": b"v"},
+    ),
+    (
+        "zip symlink inside",
+        lambda tmp, host: _zip_to(
+            tmp,
+            [
+                ("m/saved_model.pb", b"pb", stat.S_IFREG | 0o644),
+                ("m/variables/v.data", b"v", stat.S_IFREG | 0o644),
+                ("m/alias", b"variables/v.data", stat.S_IFLNK | 0o777),
+            ],
+        ),
+        {"alias": b"v"},
+    ),
+]
+
+
+def _tar_to(tmp: Path, members: list[tuple[tarfile.TarInfo, bytes | None]]) -> Path:
+    _tar(tmp / "a.tar.gz", members)
+    return tmp / "a.tar.gz"
+
+
+def _zip_to(tmp: Path, members: list[tuple[str, bytes, int]]) -> Path:
+    _zip(tmp / "a.zip", members)
+    return tmp / "a.zip"
+
+
+@pytest.mark.parametrize(("case", "make", "files"), RESOLVED, ids=[c[0] for c in RESOLVED])
+def test_link_to_a_file_of_the_model_becomes_a_plain_copy(
+    tmp_path: Path, host: Host, case: str, make: Make, files: dict[str, bytes]
+) -> None:
+    project = tmp_path / "project"
+    project.mkdir()
+    source = _source(project, make(project, host))
+    dest = _staging(tmp_path)
+    source._unpack(source.fetch(), dest)
+    for rel, data in files.items():
+        assert (dest / rel).read_bytes() == data
+    for path in dest.rglob("*"):
+        st = path.lstat()
+        assert stat.S_ISDIR(st.st_mode) or (stat.S_ISREG(st.st_mode) and st.st_nlink == 1), path
+
+
+def test_local_folder_link_to_a_host_file_is_refused(tmp_path: Path, host: Host) -> None:
+    project = tmp_path / "project"
+    folder = project / "exported"
+    (folder / "variables").mkdir(parents=True)
+    (folder / "saved_model.pb").write_bytes(b"pb")
+    (folder / "variables" / "v.data").write_bytes(b"v")
+
+    def source() -> Source:
+        model = ModelConf(name="m", source=SourceConf(kind=SourceKind.local, path="exported"))
+        return Source(
+            model, "conf/model/m.yaml", project, StatCache(None), LocalExecutor(), project
+        )
+
+    for name, target in (("pw", host.secret), ("tree", host.secret.parent)):
+        link = folder / name
+        link.symlink_to(target)
+        with pytest.raises(SourceError, match=f"exported/{name} is a link to '{target}', outside"):
+            source().inputs()  # refused before any file is hashed through the link
+        link.unlink()
+    host.untouched()
+    # A link to a file of the folder itself is copied as that file.
+    (folder / "alias").symlink_to("variables/v.data")
+    dest = _staging(tmp_path)
+    source()._copy_local(dest)
+    assert (dest / "alias").read_bytes() == b"v" and not (dest / "alias").is_symlink()
+
+
+def test_plain_trees_never_share_an_inode_or_follow_a_link(tmp_path: Path, host: Host) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "a").write_bytes(b"a")
+    os.link(src / "a", src / "b")  # hard links inside: each becomes its own file
+    make_plain(src, lambda rel, problem: SourceError(f"{rel} {problem}"))
+    assert (src / "a").stat().st_nlink == 1 and (src / "b").read_bytes() == b"a"
+    copy_plain(src, tmp_path / "dst", lambda rel, problem: SourceError(f"{rel} {problem}"))
+    assert (tmp_path / "dst" / "a").stat().st_ino != (src / "a").stat().st_ino
+    # A hard link to a host file: it is the host file's inode, so it is copied, never chmodded.
+    os.link(host.secret, src / "h")
+    make_plain(src, lambda rel, problem: SourceError(f"{rel} {problem}"))
+    (src / "h").chmod(0o444)
+    host.untouched()
+
+
+@pytest.mark.slow
+def test_reported_escape_through_the_cli_changes_nothing_outside(
+    demo_build: Project, tmp_path: Path, host: Host
+) -> None:
+    """The issue's reproduction: a pinned archive of a real SavedModel plus the 12-level link.
+
+    Before the fix the build exited 0, chmodded the host file to 444 through the link and put
+    it in the bundle and the lock.
+    """
+    lock = yaml.safe_load(demo_build.lock.read_text())
+    key = lock["artifacts"]["demo/native"]["source"]["key"]
+    saved_model = demo_build.cache / "objects" / key[:2] / key / "data"
+    p = make_project(tmp_path / "p")
+    folder = "/".join(f"w{i}" for i in range(WRAP)) + "/model"
+    link = folder + "/" + "/".join(f"d{i}" for i in range(DEEP)) + "/pw"
+    with tarfile.open(p.root / "model.tar.gz", "w:gz") as tar:
+        tar.add(saved_model, arcname=folder)
+        info, _ = _link(link, "../" * (WRAP + 1 + DEEP) + str(host.secret).lstrip("/"))
+        tar.addfile(info)
+    sha = hashlib.sha256((p.root / "model.tar.gz").read_bytes()).hexdigest()
+    (p.root / "conf" / "model").mkdir(parents=True)
+    (p.root / "conf" / "model" / "evil.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "name": "evil",
+                "source": {"kind": "archive", "path": "model.tar.gz", "sha256": sha},
+                "inputs": [{"name": "image", "dtype": "float32", "shape": [-1, 64, 64, 3]}],
+                "outputs": ["probabilities"],
+            }
+        )
+    )
+    result = p.run("model=evil")
+    assert result.code == 1, result.err
+    assert "/d11/pw' is a link to '../../" in result.error_line
+    assert "outside the folder kept" in result.error_line
+    host.untouched()
+    assert p.leftovers() == []
