@@ -89,9 +89,24 @@ def plan_lock(root: Path, cache: Path, *overrides: str) -> dict[str, Any]:
         finally:
             GlobalHydra.instance().clear()
     return {
-        "artifacts": {a.id: a.to_lock() for a in plan.artifacts},
+        "artifacts": {a.id: _lock_entry(a) for a in plan.artifacts},
         "bundles": {plan.bundle_id: plan.bundle.to_lock()},
     }
+
+
+def _lock_entry(art: Any) -> dict[str, Any]:
+    """The artifact's lock entry, with the output digests a build records where the (shared)
+    cache already holds the stage: a lock that leaves them out reads as edited."""
+    from tftrt_build.build.artifacts import ArtifactResult
+    from tftrt_build.plan.keys import plain
+    from tftrt_build.store.cache import tree_record
+
+    if art.convert.entry is not None:
+        return ArtifactResult(art, art.convert.entry, built=False, seconds=0.0).to_lock()
+    entry: dict[str, Any] = art.to_lock()
+    if art.source.entry is not None:
+        entry["source"]["output"] = plain(tree_record(art.source.entry.tree))
+    return entry
 
 
 def write_lock(root: Path, data: dict[str, Any]) -> None:

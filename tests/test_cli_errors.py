@@ -21,14 +21,14 @@ from tftrt_build.config.explain import explain
 def fake_python(folder: Path) -> Path:
     """An executor.python that records a stage's environment, then dies as a crashed stage.
 
-    ``-c`` calls (the package-version query) go to the real interpreter; a stage does not.
+    The package-version query goes to the real interpreter; a stage does not.
     """
     script = folder / "fake-python"
     script.write_text(
         textwrap.dedent(
             f"""\
             #!/bin/sh
-            if [ "$1" = "-c" ]; then exec {sys.executable} "$@"; fi
+            case "$*" in *package_versions*) exec {sys.executable} "$@";; esac
             env > "{folder}/stage-env-$$"
             echo "the stage fell over" >&2
             exit 1

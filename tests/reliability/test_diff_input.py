@@ -112,13 +112,15 @@ CASES: list[tuple[str, Setup, tuple[str, ...], str]] = [
         "lock file of another schema",
         _old_schema_file,
         ("diff.base_lock=old.lock",),
-        "old.lock: schema 2 is not the supported 1; rebuild with mode=build to rewrite it",
+        "old.lock: schema 2 is not the supported 1 (written by another version of tftrt-build) "
+        "(restore it from version control, or delete it and run tftrt-build to write it again)",
     ),
     (
         "base lock not YAML",
         _broken_base,
         (),
-        "tftrt.lock at main: not valid YAML (ParserError)",
+        "tftrt.lock at main: not valid YAML (ParserError at line 2) (restore it from version "
+        "control, or delete it and run tftrt-build to write it again)",
     ),
     (
         "misspelt warning",

@@ -4,6 +4,10 @@ The profile's own rules live in ``tftrt_build.config.profiles`` beside what a pr
 checks that need the plan's findings (batching against engines, a serving image against the
 converter's TensorRT) live in ``tftrt_build.plan``. Each raises one ``ConfigError`` naming the
 file and the key.
+
+Why this module is long: a target has many keys a user can get wrong (ports, images, logging,
+Kubernetes quantities, layout), and each refusal is a few lines naming its key; splitting them
+by key would scatter one kind's rules over several files.
 """
 
 from __future__ import annotations
