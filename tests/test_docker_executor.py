@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import gc
 import io
 import os
 import shutil
@@ -18,6 +19,7 @@ import subprocess
 import sys
 import threading
 import time
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -44,12 +46,21 @@ def engine() -> Any:
 
     import docker
 
+    client = None
     try:
         client = docker.from_env()
         client.ping()
+        return client
     except DockerException as exc:
-        return f"no Docker engine reachable ({exc.__class__.__name__}); set DOCKER_HOST"
-    return client
+        reason = f"no Docker engine reachable ({exc.__class__.__name__}); set DOCKER_HOST"
+    if client is not None:
+        client.close()
+    # The SDK leaves the failed connection's socket open; finalised later, its ResourceWarning
+    # is an error under filterwarnings=error. Finalise it now, quietly.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)
+        gc.collect()
+    return reason
 
 
 @pytest.fixture

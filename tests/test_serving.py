@@ -206,7 +206,13 @@ def test_verify_and_bench_refuse_a_bundle_never_built(
     wanted = "no bundle bundles/demo-fp16; run tftrt-build target=compose model=demo profile=fp16"
     checked = verify(demo_build, "profile=fp16", *d.args())
     assert checked.code == 1 and checked.error_line == wanted
-    measured = bench(demo_build, "profile=fp16", *d.args(), f"bench.output_dir={tmp_path}")
+    measured = bench(
+        demo_build,
+        "profile=fp16",
+        *d.args(),
+        f"bench.output_dir={tmp_path}",
+        "allow_outside_project=true",
+    )
     assert measured.code == 1 and measured.error_line == wanted
     assert list(tmp_path.iterdir()) == []
 
@@ -225,6 +231,7 @@ def test_bench_sweep_with_a_bundle_never_built(
         *QUICK,
         "bench.protocols=[rest]",
         f"bench.output_dir={tmp_path}",
+        "allow_outside_project=true",
     )
     assert result.code == 1, result.out + result.err
     table = result.out[result.out.index("tftrt-bench sweep") :]
@@ -267,7 +274,14 @@ def test_verify_and_bench_catch_a_server_serving_a_different_model(
     assert checked.error_line.startswith("4 of 6 checks failed; first: demo 1 identity (rest): ")
     assert different in checked.error_line
     results = tmp_path / "results"
-    measured = bench(other_seed, *OTHER, *d.args(), *QUICK, f"bench.output_dir={results}")
+    measured = bench(
+        other_seed,
+        *OTHER,
+        *d.args(),
+        *QUICK,
+        f"bench.output_dir={results}",
+        "allow_outside_project=true",
+    )
     assert measured.code == 1
     assert measured.error_line.startswith(
         f"nothing measured: demo v1 (native) over rest: {different}"
@@ -275,7 +289,16 @@ def test_verify_and_bench_catch_a_server_serving_a_different_model(
     assert not results.exists()
     # The bundle the server does serve passes both.
     assert verify(other_seed, *d.args()).code == 0
-    assert bench(other_seed, *d.args(), *QUICK, f"bench.output_dir={results}").code == 0
+    assert (
+        bench(
+            other_seed,
+            *d.args(),
+            *QUICK,
+            f"bench.output_dir={results}",
+            "allow_outside_project=true",
+        ).code
+        == 0
+    )
 
 
 # -- bench ---------------------------------------------------------------------------------------
@@ -292,6 +315,7 @@ def test_bench_measures_rest_and_grpc(demo_build: Project, double, tmp_path: Pat
         "bench.warmup=4",
         "bench.concurrency=[1,2]",
         f"bench.output_dir={tmp_path}",
+        "allow_outside_project=true",
     )
     assert result.code == 0, result.out + result.err
     folder = tmp_path / "demo-native"
@@ -321,7 +345,9 @@ def test_bench_against_a_failing_server_measures_nothing(
     tmp_path: Path,
 ) -> None:
     d = double({"http_500": True}, available=False)
-    result = bench(demo_build, *d.args(), *QUICK, f"bench.output_dir={tmp_path}")
+    result = bench(
+        demo_build, *d.args(), *QUICK, f"bench.output_dir={tmp_path}", "allow_outside_project=true"
+    )
     assert result.code == 1
     assert result.error_line == (
         f"nothing measured: GET http://127.0.0.1:{d.rest}/v1/models/demo: HTTP 500: "
@@ -334,7 +360,10 @@ def test_bench_against_a_refused_port_fails_in_seconds(demo_build: Project, tmp_
     port = free_port()
     started = time.monotonic()
     result = bench(
-        demo_build, f"server.url=http://127.0.0.1:{port}", f"bench.output_dir={tmp_path}"
+        demo_build,
+        f"server.url=http://127.0.0.1:{port}",
+        f"bench.output_dir={tmp_path}",
+        "allow_outside_project=true",
     )
     elapsed = time.monotonic() - started
     assert result.code == 1
@@ -362,6 +391,7 @@ def test_bench_counts_answers_that_are_no_prediction_as_failed(
         *QUICK,
         f"bench.protocols=[{protocol}]",
         f"bench.output_dir={tmp_path}",
+        "allow_outside_project=true",
     )
     assert result.code == 1, result.out + result.err
     assert result.error_line.startswith(
@@ -404,6 +434,7 @@ def test_a_dead_bench_client_fails_the_run_naming_the_cell(
             "bench.processes=2",
             "bench.protocols=[rest]",
             f"bench.output_dir={tmp_path}",
+            "allow_outside_project=true",
         ],
         cwd=demo_build.root,
         env=env,
@@ -450,6 +481,7 @@ def test_bench_sweep_ends_with_one_table(catalogue: Project, double, tmp_path: P
         "bench.concurrency=[1]",
         "bench.protocols=[rest]",
         f"bench.output_dir={tmp_path}",
+        "allow_outside_project=true",
     )
     assert result.code == 0, result.out + result.err
     table = result.out[result.out.index("tftrt-bench sweep") :]

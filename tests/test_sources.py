@@ -8,6 +8,7 @@ import hashlib
 import http.server
 import shutil
 import tarfile
+import tempfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -52,9 +53,13 @@ def write_model(p: Project, name: str, source: dict[str, str], input_name: str =
 
 
 def make_archive(saved_model: Path, path: Path, folders: tuple[str, ...] = ("demo/1",)) -> str:
-    with tarfile.open(path, "w:gz") as tf:
-        for folder in folders:
-            tf.add(saved_model, arcname=folder)
+    # A separate copy per folder: tarfile stores a file added twice as a hard link to the
+    # first, and a link out of the kept SavedModel folder is refused (tests/reliability).
+    with tempfile.TemporaryDirectory() as tmp, tarfile.open(path, "w:gz") as tf:
+        for i, folder in enumerate(folders):
+            copy = Path(tmp) / str(i)
+            shutil.copytree(saved_model, copy)
+            tf.add(copy, arcname=folder)
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
