@@ -33,6 +33,7 @@ from tftrt_build.execute.task import (
     died,
     package_versions,
     python_command,
+    read_result,
     result_of,
     runner_env,
     stage_command,
@@ -176,7 +177,7 @@ class LocalExecutor:
                     tail,
                     stage_log.written,
                 )
-            payload = json.loads(result_file.read_text()) if result_file.is_file() else {}
+            payload = read_result(result_file, task, list(tail), stage_log.written)
             if not payload:
                 raise died(task, "", tail, stage_log.written)
             result = result_of(payload, task, tail, stage_log.written)

@@ -14,6 +14,7 @@ run (``StageLog``); a failed stage is one line naming its exception and that fil
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -200,6 +201,24 @@ def died(task: Task, where: str, tail: list[str], log_file: Path | None) -> Task
     """A stage process that ended without writing its result: its last lines say why."""
     title = task.title or task.op
     return TaskFailed(f"{title} failed{where}: the stage process died", tail, log_file)
+
+
+def read_result(result_file: Path, task: Task, tail: list[str], log_file: Path | None) -> Any:
+    """The stage's result document; a torn one (a full disk) fails the stage with the last
+    error line its output shows, not as a bug of tftrt-build."""
+    if not result_file.is_file():
+        return {}
+    try:
+        return json.loads(result_file.read_text())
+    except (OSError, ValueError):
+        errors = [line for line in tail if "Error" in line.split(":", 1)[0]]
+        if not errors:
+            return {}
+        title = task.title or task.op
+        error = errors[-1].strip()
+        if "[Errno 28]" in error and task.output is not None:
+            error += f" (writing {task.output})"  # the step's own line may not name the path
+        raise TaskFailed(f"{title} failed: {error}", tail, log_file) from None
 
 
 def _shown(path: Path) -> str:
