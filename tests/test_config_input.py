@@ -13,7 +13,7 @@ import pytest
 import yaml
 from conftest import GOLDEN, REPO, Project
 
-from tftrt_build.config.paths import lock_key
+from tftrt_build.config.paths import BUILTIN_CONF, display_path, lock_key
 from tftrt_build.config.yamlguard import yaml_problem
 from tftrt_build.stages.samples import make
 from tftrt_build.store.lock import Lock, read_lock
@@ -134,3 +134,15 @@ def test_builtin_resnet_samples_are_found_from_any_project(tmp_path: Path) -> No
         assert data.startswith(b"\xff\xd8") and data.endswith(b"\xff\xd9")  # a whole JPEG
     with np.load(REPO / "models" / "samples" / "resnet_jpeg.npz") as shipped:
         assert len(shipped["image_bytes"]) == 4
+
+
+def test_builtin_config_is_named_by_package_wherever_it_is_installed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """CI installs into `.venv/` inside the clone, so the built-in config sits under the working
+    folder there; messages still name it `tftrt_build/conf/...`, as they do elsewhere."""
+    resnet = BUILTIN_CONF / "model" / "resnet.yaml"
+    monkeypatch.chdir(BUILTIN_CONF.parent.parent)
+    assert display_path(resnet) == "tftrt_build/conf/model/resnet.yaml"
+    monkeypatch.chdir(BUILTIN_CONF.parent.parent.parent)
+    assert display_path(resnet) == "tftrt_build/conf/model/resnet.yaml"

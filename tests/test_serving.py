@@ -24,6 +24,8 @@ import pytest
 import requests
 from conftest import TESTS, Project, Result, make_project
 
+from tftrt_build.serve.bench import Cell, speedups
+
 pytestmark = pytest.mark.slow
 DOUBLE = TESTS / "doubles" / "tfserving.py"
 STAND_IN = os.environ.get("TFTRT_STAND_IN_IMAGE", "tftrt-build/tfserving-double:2.17.1")
@@ -600,3 +602,30 @@ def test_each_command_has_its_own_help(tmp_path: Path, command: str, usage: str)
     assert f"Usage: {command} " in result.out and usage in result.out
     assert "tftrt-build: build TF-TRT models" not in result.out
     assert "target: compose, compose_cpu" in result.out  # the config groups, as tftrt-build's
+
+
+def test_first_native_version_is_the_baseline_when_two_serve_the_saved_model() -> None:
+    """Two profiles with the native converter in one table: the first listed is the reference
+    (1.00x), not whichever a dictionary happened to keep last."""
+
+    def cell(profile: str, converter: str, rps: float) -> Cell:
+        return Cell(
+            "demo",
+            profile,
+            profile,
+            converter,
+            "rest",
+            1,
+            1,
+            requests=10,
+            throughput_rps=rps,
+            artifact=profile * 3,
+        )
+
+    cells = [
+        cell("native", "native", 100.0),
+        cell("fast", "native", 50.0),
+        cell("fp16", "tftrt", 300.0),
+    ]
+    speedups(cells)
+    assert [c.speedup for c in cells] == [1.0, 0.5, 3.0]

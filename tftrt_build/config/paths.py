@@ -48,12 +48,16 @@ def find_file(rel: str, project: Path, key: str, file: str | None) -> Path:
 
 
 def display_path(path: Path) -> str:
-    """A config file as messages show it: relative to the project, or within tftrt_build."""
+    """A config file as messages show it: within tftrt_build, or relative to the project.
+
+    A built-in file is named the same wherever the package is installed, even from a virtual
+    environment inside the project (where it would otherwise show as `.venv/lib/...`).
+    """
+    if path.is_relative_to(BUILTIN_CONF):
+        return "tftrt_build/conf/" + path.relative_to(BUILTIN_CONF).as_posix()
     cwd = Path.cwd()
     if path.is_relative_to(cwd):
         return path.relative_to(cwd).as_posix()
-    if path.is_relative_to(BUILTIN_CONF):
-        return "tftrt_build/conf/" + path.relative_to(BUILTIN_CONF).as_posix()
     return str(path)
 
 

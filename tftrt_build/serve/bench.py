@@ -82,12 +82,15 @@ def fill(cell: Cell, raw: dict[str, Any]) -> Cell:
 
 def speedups(cells: list[Cell]) -> None:
     """Throughput of each valid cell over the native version's in the same conditions, both
-    measured on versions that answered as their own artifacts."""
-    base = {
-        (c.model, c.protocol, c.batch, c.concurrency): c
-        for c in cells
-        if c.baseline and c.valid and c.artifact
-    }
+    measured on versions that answered as their own artifacts.
+
+    When several native versions share those conditions (a second profile that also serves the
+    SavedModel as-is), the first in the table is the baseline, so its row reads 1.00x.
+    """
+    base: dict[tuple[str, str, int, int], Cell] = {}
+    for c in cells:
+        if c.baseline and c.valid and c.artifact:
+            base.setdefault((c.model, c.protocol, c.batch, c.concurrency), c)
     for c in cells:
         ref = base.get((c.model, c.protocol, c.batch, c.concurrency))
         if c.valid and c.artifact and ref is not None and ref.throughput_rps:
