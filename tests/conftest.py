@@ -26,6 +26,25 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         action="store_true",
         help="rewrite tests/golden/* from the current output instead of comparing",
     )
+    parser.addoption(
+        "--slow",
+        action="store_true",
+        help="also run the tests marked slow (real exports, Docker, concurrent builds); "
+        "TFTRT_CI=1 and any -m expression imply it",
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The README's test command stays quick: slow tests run under .ci/run, --slow or -m."""
+    if IN_CI or config.getoption("--slow") or config.getoption("markexpr"):
+        return
+    skip = pytest.mark.skip(
+        reason="slow (real exports, Docker or concurrent builds): .ci/run runs it; "
+        "here pytest --slow does"
+    )
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -394,6 +394,7 @@ def test_built_bundle_with_batching_and_warmup(catalogue: Project) -> None:
         "target=two_models",
         "target.batching.enabled=true",
         "target.warmup.batch_sizes=[1,4]",
+        "record=true",
     )
     assert result.code == 0, result.err
     bundle = catalogue.root / "bundles" / "two_models"

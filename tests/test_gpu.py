@@ -36,7 +36,9 @@ def needs_a_gpu_with_tensorrt() -> None:
 def test_conversion_with_prebuilt_engines(project: Project, profile: str) -> None:
     gpu = capabilities().gpus[0]
     result = project.run(
-        f"profile={profile}", f"target.gpus.compute_capability={gpu.compute_capability}"
+        f"profile={profile}",
+        f"target.gpus.compute_capability={gpu.compute_capability}",
+        "record=true",
     )
     assert result.code == 0, result.err
     entry = yaml.safe_load(project.lock.read_text())["artifacts"][f"demo/{profile}"]
@@ -79,7 +81,9 @@ def test_tight_tolerance_fails_the_build(project: Project) -> None:
 
 def test_resnet50_fp16(project: Project) -> None:
     gpu = capabilities().gpus[0].compute_capability
-    result = project.run("model=resnet50", "profile=fp16", f"target.gpus.compute_capability={gpu}")
+    result = project.run(
+        "model=resnet50", "profile=fp16", f"target.gpus.compute_capability={gpu}", "record=true"
+    )
     assert result.code == 0, result.err
     report = yaml.safe_load(project.lock.read_text())["artifacts"]["resnet50/fp16"]["convert"][
         "report"

@@ -6,6 +6,7 @@ import multiprocessing
 from pathlib import Path
 
 import pytest
+from conftest import Project
 
 from tftrt_build.errors import LockError
 from tftrt_build.store.lock import Lock, read_lock, updating
@@ -59,3 +60,41 @@ def test_unchanged_lock_is_not_rewritten(tmp_path: Path) -> None:
     with updating(path, tmp_path / "cache"):
         pass
     assert path.stat().st_mtime_ns == before
+
+
+def test_command_line_values_are_an_experiment_unless_recorded(
+    demo_build: Project, shared_cache: Path, tmp_path: Path
+) -> None:
+    """`tftrt-build target.ports.rest=9501` must not dirty what a pull request reviews: the
+    lock and the target's bundle stay as committed, the experiment's bundle goes beside it, and
+    only record=true writes it into both."""
+    p = Project(tmp_path / "p", shared_cache)
+    p.root.mkdir()
+    assert p.run().code == 0  # the demo artifact is a cache hit (demo_build)
+    committed = p.lock.read_bytes()
+    compose = p.root / "bundles" / "demo-native" / "docker-compose.yml"
+    committed_compose = compose.read_bytes()
+
+    exp = p.run("target.ports.rest=9501")
+    assert exp.code == 0, exp.err
+    assert (
+        "lock: tftrt.lock not updated: an experiment (target.ports.rest=9501); put it in conf/, "
+        "or add record=true to record it" in " ".join(exp.out.split())
+    )
+    assert p.lock.read_bytes() == committed and compose.read_bytes() == committed_compose
+    (folder,) = (p.root / "bundles" / "experiments").iterdir()
+    assert folder.name.startswith("demo-native-")
+    assert "--rest_api_port=9501" in (folder / "docker-compose.yml").read_text()
+    assert "target.ports.rest=9501" in (folder / "README.md").read_text()  # how to rebuild it
+    assert p.run("mode=check").code == 0
+    # The same command line finds the same folder (as tftrt-deploy/-verify/-bench do).
+    again = p.run("target.ports.rest=9501")
+    assert again.code == 0 and f"experiments/{folder.name} (unchanged)" in again.out
+    assert [f.name for f in folder.parent.iterdir()] == [folder.name]
+
+    recorded = p.run("target.ports.rest=9501", "record=true")
+    assert recorded.code == 0, recorded.err
+    assert "--rest_api_port=9501" in compose.read_text() and p.lock.read_bytes() != committed
+    # Recorded, the lock now says what conf/ does not: check names the bundle as changed.
+    stale = p.run("mode=check")
+    assert stale.code == 1 and "tftrt.lock is out of date" in stale.out

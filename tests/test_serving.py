@@ -180,7 +180,7 @@ def test_verify_version_never_available(demo_build: Project, double) -> None:  #
 
 def test_verify_unreachable_and_timeout(demo_build: Project, double) -> None:  # type: ignore[no-untyped-def]
     port = free_port()
-    gone = verify(demo_build, f"target.ports.rest={port}")
+    gone = verify(demo_build, f"server.url=http://127.0.0.1:{port}")
     assert gone.code == 1
     assert gone.error_line == (
         f"1 of 1 checks failed; first: demo 1 status: GET http://127.0.0.1:"
@@ -526,6 +526,7 @@ def test_cpu_target_deploys_turns_healthy_verifies_and_goes(
         f"target.ports.rest={free_port()}",
         f"target.ports.grpc={free_port()}",
         "target.health.interval_s=1",
+        "record=true",
     ]
     assert p.run(*args).code == 0
     stand_in = [f"deploy.image={STAND_IN}"]
@@ -558,7 +559,7 @@ def test_cpu_target_deploys_turns_healthy_verifies_and_goes(
 @pytest.mark.docker
 def test_deploy_of_a_model_that_never_loads(docker_client: Any, tmp_path: Path) -> None:
     p = make_project(tmp_path / "p")
-    ports = [f"target.ports.rest={free_port()}", f"target.ports.grpc={free_port()}"]
+    ports = [f"target.ports.rest={free_port()}", f"target.ports.grpc={free_port()}", "record=true"]
     assert p.run(*ports).code == 0
     # The stand-in reads faults from the bundle's config folder.
     bundle = p.root / "bundles" / "demo-native"

@@ -736,6 +736,12 @@ COMMANDS = [
         f"{CL}: allow_outside_project: 'sure' is not true or false",
     ),
     case(
+        "record-nothing",
+        "record=true",
+        f"{CL}: record: true, but the command line sets no model.*, profile.* or target.* value",
+    ),
+    case("record-word", "record=always", f"{CL}: record: 'always' is not true or false"),
+    case(
         "top-level-misspelt",
         "+bnech.requests=1",
         f"{CL}: bnech: unknown key",

@@ -52,7 +52,8 @@ pytestmark = pytest.mark.slow
 
 BUNDLE = "bundles/demo-native"
 # A target value that changes the bundle and the lock but no artifact: no TensorFlow runs.
-NEW_PAIR = "target.ports.rest=9501"
+# Recorded (record=true): without it the build would be an experiment, writing neither.
+NEW_PAIR = ["target.ports.rest=9501", "record=true"]
 REPEAT = int(os.environ.get("TFTRT_STRESS_REPEAT", "2"))
 
 
@@ -427,10 +428,10 @@ KILL_POINTS = [
     ("staging-done", drop_convert_entry, [], "old"),
     ("manifest-written", drop_convert_entry, [], "old"),
     ("entry-renamed", drop_convert_entry, [], "old"),
-    ("bundle-staged", None, [NEW_PAIR], "old"),
-    ("lock-temp-written", None, [NEW_PAIR], "old"),
-    ("bundle-swapped", None, [NEW_PAIR], "old"),
-    ("lock-renamed", None, [NEW_PAIR], "new"),
+    ("bundle-staged", None, NEW_PAIR, "old"),
+    ("lock-temp-written", None, NEW_PAIR, "old"),
+    ("bundle-swapped", None, NEW_PAIR, "old"),
+    ("lock-renamed", None, NEW_PAIR, "new"),
 ]
 
 
@@ -495,11 +496,11 @@ FAULT_STEPS = [
     ("staging", drop_convert_entry, [], "building a cache entry", "old"),
     ("manifest", drop_convert_entry, [], "writing a cache entry's manifest", "old"),
     ("entry", drop_convert_entry, [], "renaming a cache entry into place", "old"),
-    ("bundle", None, [NEW_PAIR], "assembling the bundle", "old"),
-    ("lock-temp", None, [NEW_PAIR], "writing the new lock file", "old"),
-    ("swap", None, [NEW_PAIR], "swapping the bundle into place", "old"),
-    ("lock", None, [NEW_PAIR], "renaming the lock file into place", "old"),
-    ("statcache", None, [NEW_PAIR], "saving the stat cache", "new"),
+    ("bundle", None, NEW_PAIR, "assembling the bundle", "old"),
+    ("lock-temp", None, NEW_PAIR, "writing the new lock file", "old"),
+    ("swap", None, NEW_PAIR, "swapping the bundle into place", "old"),
+    ("lock", None, NEW_PAIR, "renaming the lock file into place", "old"),
+    ("statcache", None, NEW_PAIR, "saving the stat cache", "new"),
 ]
 
 
@@ -576,7 +577,7 @@ def test_full_tmpfs(case: Case, where: str) -> None:
         if mounted:
             fill(folder)
         hook = {} if mounted else {"TFTRT_FAIL_AT": "bundle" if where == "bundles" else "lock-temp"}
-        result = case.run(NEW_PAIR, *lock, env=hook)
+        result = case.run(*NEW_PAIR, *lock, env=hook)
         assert result.code == 1, result.err
         line = result.error_line
         step = "assembling the bundle" if where == "bundles" else "writing the new lock file"
@@ -601,7 +602,7 @@ def test_read_only_lock_folder_keeps_the_old_pair(case: Case) -> None:
         if mounted:
             subprocess.run(["mount", "-o", "remount,ro", str(folder)], check=True)
         hook = {} if mounted else {"TFTRT_FAIL_AT": "lock-temp:30"}
-        result = case.run(NEW_PAIR, "lock=locked/tftrt.lock", env=hook)
+        result = case.run(*NEW_PAIR, "lock=locked/tftrt.lock", env=hook)
         assert result.code == 1, result.err
         assert result.error_line.startswith("writing the new lock file ")
         assert "[Errno 30] Read-only file system" in result.error_line
@@ -737,7 +738,9 @@ def test_eight_builds_of_one_key(tmp_path: Path, repetition: int) -> None:
     root, cache, tmpdir = tmp_path / "p", tmp_path / "cache", tmp_path / "tmpdir"
     root.mkdir()
     tmpdir.mkdir()
-    procs = [_start(root, cache, tmpdir, "target.warmup.enabled=false") for _ in range(8)]
+    procs = [
+        _start(root, cache, tmpdir, "target.warmup.enabled=false", "record=true") for _ in range(8)
+    ]
     outs = [(p.wait(timeout=600), *p.communicate()) for p in procs]
     assert [code for code, _, _ in outs] == [0] * 8, [err for _, _, err in outs if err]
     # One built the artifact; the seven others waited and reused it.
@@ -768,7 +771,8 @@ def test_eight_builds_of_eight_keys(tmp_path: Path) -> None:
             "outputs: [probabilities]\n"
         )
     procs = [
-        _start(root, cache, tmpdir, f"model=m{i}", "target.warmup.enabled=false") for i in range(8)
+        _start(root, cache, tmpdir, f"model=m{i}", "target.warmup.enabled=false", "record=true")
+        for i in range(8)
     ]
     outs = [(p.wait(timeout=900), *p.communicate()) for p in procs]
     assert [code for code, _, _ in outs] == [0] * 8, [err for _, _, err in outs if err]

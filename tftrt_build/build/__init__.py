@@ -108,6 +108,12 @@ def commit(
             else:
                 log.info("bundle %s: up to date", plan.bundle_id)
                 ui.note(f"bundle {plan.bundle_id}: up to date")
+            if not request.records:
+                # An experiment: the lock stays as committed (config.schema's `record`).
+                if not current:
+                    staged.swap()
+                log.info("experiment (%s): lock not updated", " ".join(request.experiment))
+                return not current
             with holding_lock(lock_path, store.root) as lock:
                 before = lock.to_yaml()
                 for note in merge(lock, plan, results):

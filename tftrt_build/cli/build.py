@@ -45,7 +45,15 @@ def build(config: Config, options: HydraOptions, context: JobContext) -> Outcome
             out.print(summary_table(result.rows))
         state = "written" if result.build.bundle_written else "unchanged"
         bundle = escape(relative(result.build.bundle_dir, project))
-        out.print(f"bundle: {bundle} ({state})  lock: {lock_name}")
+        request = plan.request
+        if request.records:
+            out.print(f"bundle: {bundle} ({state})  lock: {lock_name}")
+        else:
+            overrides = escape(" ".join(request.experiment))
+            out.print(
+                f"bundle: {bundle} ({state})  lock: {lock_name} not updated: an experiment "
+                f"({overrides}); put it in conf/, or add record=true to record it"
+            )
     return Outcome(result.code, "build", [row.to_dict() for row in result.rows])
 
 

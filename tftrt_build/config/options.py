@@ -40,6 +40,8 @@ PRIMARY = "tftrt_build"
 BUILTIN = "pkg://tftrt_build.conf"
 # The schema each listed group's options are checked against.
 _SCHEMAS: dict[str, type] = {"model": ModelConf, "profile": ProfileConf}
+# The groups whose values the lock records (an override of one makes a build an experiment).
+CONTENT_GROUPS = ("model", "profile", "target")
 # Config groups: group=name picks a file, it sets no key.
 GROUPS = ("model", "profile", "target", "executor")
 
@@ -105,12 +107,16 @@ class CommandLine:
     keys: dict[str, list[Override]] = field(default_factory=dict)
     # Every key an override sets (not group choices such as target=prod).
     set_anywhere: tuple[str, ...] = ()
+    # Overrides, as typed, of values the lock records: keys under model, profile and target
+    # (except target.bundle_dir, which says where to write, not what).
+    content: tuple[str, ...] = ()
 
     @classmethod
     def parse(cls, overrides: Sequence[str]) -> CommandLine:
         chosen: dict[str, str] = {}
         keys: dict[str, list[Override]] = {}
         anywhere: list[str] = []
+        content: list[str] = []
         for o in OverridesParser.create().parse_overrides(list(overrides)):
             group = o.key_or_group.split(".", 1)[0]
             if o.key_or_group == group and group in GROUPS:
@@ -119,9 +125,11 @@ class CommandLine:
                     chosen[group] = value
                 continue
             anywhere.append(o.key_or_group)
+            if group in CONTENT_GROUPS and o.key_or_group != "target.bundle_dir":
+                content.append(o.input_line or o.key_or_group)
             if group in _SCHEMAS and o.package is None:
                 keys.setdefault(group, []).append(o)
-        return cls(chosen, keys, tuple(anywhere))
+        return cls(chosen, keys, tuple(anywhere), tuple(content))
 
     def sets(self, key: str) -> bool:
         """Whether an override sets this key (or a mapping holding it)."""
@@ -198,6 +206,9 @@ class HydraOptions:
 
     def on_command_line(self, key: str) -> bool:
         return self.command_line.sets(key)
+
+    def content_overrides(self) -> tuple[str, ...]:
+        return self.command_line.content
 
     def _load(self, group: str, name: str) -> Any:
         if (group, name) in self._loaded:

@@ -42,6 +42,11 @@ class Options(Protocol):
         """Whether the command line sets this key."""
         ...
 
+    def content_overrides(self) -> tuple[str, ...]:
+        """The command line's overrides of values the lock records (model.*, profile.*,
+        target.* but bundle_dir), as typed."""
+        ...
+
 
 @dataclass(frozen=True)
 class Option:
@@ -91,6 +96,14 @@ class BuildRequest:
     lock_path: Path
     bundle_dir: Path
     verbose: bool = False
+    # The command line's overrides that make this build an experiment, unless recorded.
+    experiment: tuple[str, ...] = ()
+    record: bool = False
+
+    @property
+    def records(self) -> bool:
+        """Whether a build writes the lock: not for an experiment, unless record=true."""
+        return self.record or not self.experiment
 
     @property
     def artifacts(self) -> list[ArtifactSpec]:

@@ -7,6 +7,7 @@ same search path Hydra composed the command line's config from.
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 from tftrt_build.config.applies import check_executor_applies
@@ -61,6 +62,16 @@ def resolve(cfg: Config, choices: dict[str, str], options: Options, project: Pat
         outside,
         options.on_command_line("target.bundle_dir"),
     )
+    experiment = options.content_overrides()
+    if cfg.record and not experiment:
+        raise ConfigError(
+            "true, but the command line sets no model.*, profile.* or target.* value: a build "
+            "of the committed configs records itself",
+            key="record",
+            file=COMMAND_LINE,
+        )
+    if experiment and not cfg.record and not options.on_command_line("target.bundle_dir"):
+        bundle_dir = experiment_dir(bundle_dir, experiment)
     lock_path = check_output(cfg.lock, project, "lock", COMMAND_LINE, outside)
     check_output(cfg.bench.output_dir, project, "bench.output_dir", COMMAND_LINE, outside)
     return BuildRequest(
@@ -75,7 +86,16 @@ def resolve(cfg: Config, choices: dict[str, str], options: Options, project: Pat
         lock_path=lock_path,
         bundle_dir=bundle_dir,
         verbose=cfg.verbose,
+        experiment=experiment,
+        record=cfg.record,
     )
+
+
+def experiment_dir(bundle_dir: Path, overrides: tuple[str, ...]) -> Path:
+    """Where an experiment's bundle goes: beside the target's, named by its overrides, so the
+    committed bundle stays as the lock records it and the same command line finds it again."""
+    tag = hashlib.sha256("\n".join(overrides).encode()).hexdigest()[:8]
+    return bundle_dir.parent / "experiments" / f"{bundle_dir.name}-{tag}"
 
 
 def _artifact(

@@ -512,6 +512,10 @@ class Config:
     cache: CacheConf = field(default_factory=CacheConf)
     # Lock file, relative to the project.
     lock: str = "tftrt.lock"
+    # A build whose command line sets model.*, profile.* or target.* values is an experiment:
+    # its bundle goes to <bundles>/experiments/ and the lock is left as committed. record=true
+    # records it in the lock and the target's bundle_dir instead.
+    record: bool = False
     # Print tracebacks and stage logs.
     verbose: bool = False
     # Let bundle_dir, lock, cache.dir and bench.output_dir point outside the project folder

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import shlex
 from pathlib import Path
 from typing import Any
 
@@ -68,6 +69,10 @@ def bundle_spec(request: BuildRequest, keys: dict[str, str]) -> BundleSpec:
     if not target.models:
         (only,) = request.artifacts
         command += f" model={only.model_option.name} profile={only.profile_option.name}"
+    if request.experiment:
+        # The command line's values are part of what this bundle is.
+        command += " " + " ".join(shlex.quote(o) for o in request.experiment)
+        command += " record=true" if request.record else ""
     return BundleSpec(
         target,
         request.target_option.name,
