@@ -91,11 +91,22 @@ def test_readonly_store_reports_but_keeps_damage(tmp_path: Path) -> None:
     assert s.entry_path(KEY).exists()
 
 
-def test_committed_files_are_read_only(tmp_path: Path) -> None:
+def test_committed_files_are_read_only_and_a_write_past_that_is_caught(tmp_path: Path) -> None:
+    """Write bits are cleared, which stops an ordinary user's editor or tool. Root (as this
+    suite often runs) writes past mode bits, so the guard that holds for everyone is the digest:
+    the edited entry is refused on lookup."""
     s = store(tmp_path)
     commit(s)
     f = s.entry_path(KEY) / "data" / "saved_model.pb"
     assert f.stat().st_mode & 0o222 == 0
+    try:
+        with f.open("ab") as out:  # succeeds only where mode bits do not bind (root)
+            out.write(b"!")
+    except PermissionError:
+        return  # an ordinary user: the mode bits held
+    found = Store(s.root, StatCache(None)).lookup(KEY)
+    assert found.entry is None
+    assert found.problem == "damaged entry: saved_model.pb changed size"
 
 
 def test_key_recipe_is_pinned() -> None:
