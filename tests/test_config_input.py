@@ -146,3 +146,23 @@ def test_builtin_config_is_named_by_package_wherever_it_is_installed(
     assert display_path(resnet) == "tftrt_build/conf/model/resnet.yaml"
     monkeypatch.chdir(BUILTIN_CONF.parent.parent.parent)
     assert display_path(resnet) == "tftrt_build/conf/model/resnet.yaml"
+
+
+def test_experiment_bundle_goes_beside_the_target_but_diff_compares_the_committed_one(
+    compose_request, project: Project
+) -> None:  # type: ignore[no-untyped-def]
+    committed = project.root / "bundles" / "demo-native"
+    assert compose_request(project.root).bundle_dir == committed
+    exp = compose_request(project.root, "target.ports.rest=9501")
+    assert exp.bundle_dir.parent == project.root / "bundles" / "experiments"
+    assert exp.bundle_dir.name.startswith("demo-native-") and not exp.records
+    assert exp.experiment == ("target.ports.rest=9501",)
+    # Choosing options and settings of how to build are not experiments.
+    plain = compose_request(project.root, "profile=native", "executor.timeout_s=60")
+    assert plain.bundle_dir == committed and plain.records
+    diff = compose_request(project.root, "mode=diff", "target.ports.rest=9501")
+    assert diff.bundle_dir == committed
+    recorded = compose_request(project.root, "target.ports.rest=9501", "record=true")
+    assert recorded.bundle_dir == committed and recorded.records
+    chosen = compose_request(project.root, "target.ports.rest=9501", "target.bundle_dir=b/x")
+    assert chosen.bundle_dir == project.root / "b" / "x" and not chosen.records

@@ -25,7 +25,7 @@ from tftrt_build.config.request import (
     ServedModel,
     ServedVersion,
 )
-from tftrt_build.config.schema import Config, ModelConf, ProfileConf, TargetConf
+from tftrt_build.config.schema import Config, Mode, ModelConf, ProfileConf, TargetConf
 from tftrt_build.errors import ConfigError, did_you_mean
 
 # The config groups whose option files can be blamed for a value.
@@ -70,7 +70,9 @@ def resolve(cfg: Config, choices: dict[str, str], options: Options, project: Pat
             key="record",
             file=COMMAND_LINE,
         )
-    if experiment and not cfg.record and not options.on_command_line("target.bundle_dir"):
+    # mode=diff asks what the values would change in the committed bundle: no redirection.
+    redirect = cfg.mode is not Mode.diff and not options.on_command_line("target.bundle_dir")
+    if experiment and not cfg.record and redirect:
         bundle_dir = experiment_dir(bundle_dir, experiment)
     lock_path = check_output(cfg.lock, project, "lock", COMMAND_LINE, outside)
     check_output(cfg.bench.output_dir, project, "bench.output_dir", COMMAND_LINE, outside)
