@@ -149,7 +149,7 @@ def test_logging_and_autoheal_are_configurable(  # type: ignore[no-untyped-def]
     assert service["logging"] == {"driver": "local", "options": {"max-size": "1g", "max-file": "2"}}
     assert "labels" not in service
     readme = render_readme(p.bundle.spec, p.bundle.key, {})
-    assert "never one that is only unhealthy" in readme and "autoheal" not in readme
+    assert "never one that is only unhealthy" in readme and "label `autoheal=true`" not in readme
     syslog = plan(
         compose_request,
         catalogue,

@@ -325,9 +325,14 @@ def _start_build(p: Project) -> subprocess.Popen[bytes]:
 def test_ctrl_c_stops_and_removes_the_container(client, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     p = make_project(tmp_path / "p")
     proc = _start_build(p)
-    _wait_for_container(client)
-    proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=60)
+    try:
+        _wait_for_container(client)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:  # never leave it running into the next test
+            proc.kill()
+            proc.communicate()
     assert proc.returncode == 130, err.decode()[-2000:]
     assert client.containers.list(all=True, filters=OURS) == []
     assert p.cache_entries() == []

@@ -242,6 +242,7 @@ def tensorrt_present() -> bool:
     return LocalExecutor().probe().tensorrt_enabled
 
 
+@pytest.mark.slow  # probes TensorFlow in a child process
 def test_the_abort_hazard_is_real_and_the_probe_survives_it(tmp_path: Path) -> None:
     # Probed here, not at collection: collecting the tests must not start TensorFlow.
     if tensorrt_present():
@@ -266,6 +267,7 @@ def test_the_abort_hazard_is_real_and_the_probe_survives_it(tmp_path: Path) -> N
     assert caps.tensorrt_loaded is None and caps.error == ""
 
 
+@pytest.mark.slow  # probes TensorFlow in a child process
 def test_probe_is_cached(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     first = LocalExecutor(cache_dir=tmp_path).probe()
     assert len(list((tmp_path / "probes").iterdir())) == 1
@@ -278,6 +280,7 @@ def test_probe_is_cached(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
     assert again.probe() == first
 
 
+@pytest.mark.slow  # probes TensorFlow in a child process
 def test_conversion_stage_stops_with_the_reasons_on_cpu(
     demo_build: Project, tmp_path: Path
 ) -> None:
@@ -350,6 +353,7 @@ def plan(compose_request, p: Project, *overrides: str):  # type: ignore[no-untyp
     return make_plan(request, store, LocalExecutor(cache_dir=p.cache), Lock())
 
 
+@pytest.mark.slow  # probes TensorFlow in a child process
 def test_key_holds_tensorrt_and_gpu_architecture(compose_request, project: Project) -> None:  # type: ignore[no-untyped-def]
     a10 = plan(compose_request, project, "profile=fp16", "target.gpus.compute_capability=8.6")
     t4 = plan(compose_request, project, "profile=fp16", "target.gpus.compute_capability=7.5")
@@ -420,6 +424,7 @@ def test_report_judgement() -> None:
     assert evaluate(good, profile) == ["output 'probabilities': top-1 agreement 0.75 is below 1.00"]
 
 
+@pytest.mark.slow  # probes TensorFlow in a child process
 def test_cached_conversion_is_judged_again(compose_request, project: Project) -> None:  # type: ignore[no-untyped-def]
     """A stand-in cache entry (no GPU here to make a real one) with a recorded report."""
     first = plan(compose_request, project, "profile=fp16", "target.gpus.compute_capability=8.6")
@@ -458,6 +463,7 @@ def test_cached_conversion_is_judged_again(compose_request, project: Project) ->
 # -- the command line ------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # probes TensorFlow in a child process
 def test_tftrt_on_cpu_stops_before_any_work(project: Project) -> None:
     if tensorrt_present():
         pytest.skip("TensorRT is installed here")
@@ -472,6 +478,7 @@ def test_tftrt_on_cpu_stops_before_any_work(project: Project) -> None:
     assert project.leftovers() == []
 
 
+@pytest.mark.slow  # probes TensorFlow in a child process
 def test_plan_shows_converter_arguments_and_engine_shapes(project: Project) -> None:
     result = project.run("profile=int8", "mode=plan")
     assert result.code == 0, result.err
@@ -486,6 +493,7 @@ def test_plan_shows_converter_arguments_and_engine_shapes(project: Project) -> N
     assert project.cache_entries() == []
 
 
+@pytest.mark.slow  # builds the demo model and probes TensorFlow
 @pytest.mark.parametrize(
     ("image", "reason"),
     [
