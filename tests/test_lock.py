@@ -98,3 +98,29 @@ def test_command_line_values_are_an_experiment_unless_recorded(
     # Recorded, the lock now says what conf/ does not: check names the bundle as changed.
     stale = p.run("mode=check")
     assert stale.code == 1 and "tftrt.lock is out of date" in stale.out
+
+
+def _files(*roots: Path) -> dict[str, bytes]:
+    return {
+        str(f): f.read_bytes() for root in roots for f in sorted(root.rglob("*")) if f.is_file()
+    }
+
+
+def test_plan_and_check_write_only_their_run_log_and_the_stat_cache(
+    demo_build: Project, shared_cache: Path, tmp_path: Path
+) -> None:
+    """README "Plan and check": nothing in the project, no cache entry; in the cache folder a
+    run log (pruned to cache.keep_runs) and the stat cache, and nothing else."""
+    p = Project(tmp_path / "p", shared_cache)
+    p.root.mkdir()
+    assert p.run().code == 0  # a cache hit of demo_build's export
+    for mode in ("plan", "check"):
+        before = _files(p.root, shared_cache)
+        runs = set((shared_cache / "runs").iterdir())
+        assert p.run(f"mode={mode}").code == 0
+        after = _files(p.root, shared_cache)
+        (new_run,) = set((shared_cache / "runs").iterdir()) - runs
+        changed = {k for k in set(before) | set(after) if before.get(k) != after.get(k)} - {
+            str(f) for f in new_run.rglob("*")
+        }
+        assert changed <= {str(shared_cache / "statcache.json")}, sorted(changed)
