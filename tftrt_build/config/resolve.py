@@ -15,7 +15,12 @@ from tftrt_build.config.checks import check_model, check_served_artifact, check_
 from tftrt_build.config.commands import check_commands, check_numbers
 from tftrt_build.config.explain import COMMAND_LINE
 from tftrt_build.config.names import LABEL, LABEL_RULE
-from tftrt_build.config.outputs import check_bundle_dir, check_cache_dir, check_output
+from tftrt_build.config.outputs import (
+    check_bundle_dir,
+    check_cache_dir,
+    check_output,
+    check_remote,
+)
 from tftrt_build.config.profiles import check_profile
 from tftrt_build.config.request import (
     ArtifactSpec,
@@ -88,6 +93,8 @@ def resolve(cfg: Config, choices: dict[str, str], options: Options, project: Pat
         verbose=cfg.verbose,
         experiment=experiment,
         record=cfg.record,
+        remote=check_remote(cfg.cache.remote, COMMAND_LINE),
+        remote_required=cfg.cache.remote_required,
     )
 
 

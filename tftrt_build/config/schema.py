@@ -500,6 +500,12 @@ class CacheConf:
     verify: VerifyMode = VerifyMode.auto
     # Run folders (<dir>/runs/: each run's log) kept; older ones are removed.
     keep_runs: int = 20
+    # Shared cache of other machines, any fsspec URL (s3://bucket/prefix, gs://..., file:///...):
+    # looked up after this cache, before building; what is built is pushed. Credentials come
+    # from the environment or the backend's profiles, never from the URL. null: none.
+    remote: Optional[str] = None
+    # true: an unreachable or failing remote stops the build; false: warn and build locally.
+    remote_required: bool = True
 
 
 @dataclass

@@ -43,6 +43,9 @@ POINTS = (
     "lock-temp-written",
     "bundle-swapped",
     "lock-renamed",
+    # A push to cache.remote: every file uploaded, then the entry published.
+    "remote-files-pushed",
+    "remote-entry-published",
 )
 # Steps (the writes between the points) and what the error line calls them.
 STEPS = {
@@ -54,6 +57,8 @@ STEPS = {
     "lock": "renaming the lock file into place",
     "statcache": "saving the stat cache",
     "staging": "building a cache entry",
+    "remote-blob": "uploading a file to cache.remote",
+    "remote-entry": "publishing an entry in cache.remote",
 }
 
 
