@@ -89,11 +89,12 @@ def check_remote(value: str | None, file: str | None) -> str | None:
             key="cache.remote",
             file=file,
             hint="drop them from the URL; the backend reads them from the environment or its "
-            "profiles (AWS_PROFILE, AWS_ACCESS_KEY_ID, GOOGLE_APPLICATION_CREDENTIALS)",
+            "profiles: AWS_PROFILE, AWS_ACCESS_KEY_ID, GOOGLE_APPLICATION_CREDENTIALS",
         )
     if parts.query or parts.fragment:
         raise ConfigError(
-            f"'{value}' has a query or fragment, which tftrt-build would ignore",
+            # Not echoed: a query string is where a signed URL keeps its secret.
+            "the URL has a query or fragment, which tftrt-build would ignore",
             key="cache.remote",
             file=file,
             hint="give options through the backend's environment variables",

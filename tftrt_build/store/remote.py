@@ -77,14 +77,15 @@ class Remote:
         import fsspec
 
         try:
-            fs, root = fsspec.core.url_to_fs(url)
+            # A fresh client: fsspec would reuse one made for an earlier endpoint or credentials.
+            fs, root = fsspec.core.url_to_fs(url, skip_instance_cache=True)
         except (ImportError, ValueError) as exc:
             raise RemoteError(
                 f"cache.remote: {url}: {_detail(exc)}",
                 "install 'tftrt-build[remote]', and gcsfs for gs://",
             ) from exc
         remote = cls(url, fs, root)
-        remote._call("reach", lambda: remote._probe())
+        remote._call("reach it", lambda: remote._probe())
         return remote
 
     def _probe(self) -> None:
