@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -263,3 +264,16 @@ def s3_server() -> Iterator[S3Server]:
     s3 = start_s3()
     yield s3
     s3.server.stop()  # type: ignore[attr-defined]
+
+
+@pytest.fixture(params=["file", "s3"])
+def remote_url(
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> str:
+    """A fresh, empty remote: a folder, or a bucket of the session's S3 server."""
+    if request.param == "file":
+        return (tmp_path / "remote").as_uri()
+    s3: S3Server = request.getfixturevalue("s3_server")
+    for name, value in s3.env.items():
+        monkeypatch.setenv(name, value)
+    return s3.bucket(f"remote-{uuid.uuid4().hex[:12]}") + "/team/cache"

@@ -24,19 +24,6 @@ from tftrt_build.store.remote import Remote
 KEY = "cd" * 32
 
 
-@pytest.fixture(params=["file", "s3"])
-def remote_url(
-    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> str:
-    """A fresh, empty remote: a folder, or a bucket of the session's S3 server."""
-    if request.param == "file":
-        return (tmp_path / "remote").as_uri()
-    s3: S3Server = request.getfixturevalue("s3_server")
-    for name, value in s3.env.items():
-        monkeypatch.setenv(name, value)
-    return s3.bucket(f"remote-{uuid.uuid4().hex[:12]}") + "/team/cache"
-
-
 def open_store(
     root: Path, url: str | None, readonly: bool = False, notes: list[str] | None = None
 ) -> Store:
