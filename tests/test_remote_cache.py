@@ -11,12 +11,15 @@ from __future__ import annotations
 import shutil
 import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import Project, S3Server
 
 from tftrt_build.config.outputs import check_remote
 from tftrt_build.errors import ConfigError
+from tftrt_build.execute.capabilities import Capabilities
+from tftrt_build.plan.artifacts import engine_architecture
 from tftrt_build.store.cache import Store
 from tftrt_build.store.digest import StatCache
 from tftrt_build.store.remote import Remote
@@ -172,3 +175,23 @@ def test_build_wipe_rebuild_pulls_everything_and_runs_nothing(
     assert not (runs[-1] / "stages").exists(), "a stage ran"
     assert second.lock.read_bytes() == first.lock.read_bytes()
     assert (second.root / "bundles" / "demo-native").is_dir()
+
+
+class _NoGpu:
+    """Probe answer of a CI runner: TensorFlow without a GPU (no TensorRT is needed to pull)."""
+
+    def probe(self) -> Capabilities:
+        return Capabilities("2.17.1", False, None, False, None)
+
+
+def test_a_build_without_a_gpu_keys_engines_for_the_lock_s_gpu(
+    project: Project,
+    compose_request,  # type: ignore[no-untyped-def]
+) -> None:
+    """So a CI runner computes the GPU host's convert key and pulls its engines."""
+    request = compose_request(project.root, "profile=fp16")
+    artifact = request.artifacts[0]
+    locked = {"toolchain": {"compute_capability": "8.6"}}
+    executor: Any = _NoGpu()
+    assert engine_architecture(artifact, request, executor, locked, building=True) == "8.6"
+    assert engine_architecture(artifact, request, executor, None, building=True) is None

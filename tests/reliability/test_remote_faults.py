@@ -94,7 +94,8 @@ def test_a_damaged_remote_entry_is_reported_rebuilt_and_pushed_again(
     found = ci.lookup(KEY)
     assert found.entry is None, case
     assert found.problem == f"damaged remote entry: {problem}"
-    assert notes == [f"cache.remote: {remote_url}: entry {KEY[:12]} is damaged ({problem}); not used"]
+    said = f"cache.remote: {remote_url}: entry {KEY[:12]} is damaged ({problem}); not used"
+    assert notes == [said]
     assert not (tmp_path / "ci" / "objects").exists() or not list(
         (tmp_path / "ci" / "objects").rglob("manifest.json")
     )
