@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from tftrt_build.config.applies import check_executor_applies
+from tftrt_build.config.applies import check_executor_applies, check_gpu_pool
 from tftrt_build.config.checks import check_model, check_served_artifact, check_target
 from tftrt_build.config.commands import check_commands, check_numbers
 from tftrt_build.config.explain import COMMAND_LINE
@@ -45,6 +45,7 @@ def resolve(cfg: Config, choices: dict[str, str], options: Options, project: Pat
     target = cfg.target
     check_target(target, target_option.file)
     check_executor_applies(cfg.executor, files.get("executor"))
+    check_gpu_pool(cfg.executor, files.get("executor"))
     check_commands(cfg, files.get("executor"))
     served: list[ServedModel] = []
     if not target.models:

@@ -409,6 +409,10 @@ class ExecutorConf:
     transfer: TransferMode = TransferMode.auto
     # Longest a stage may run, in seconds; a stage past it is stopped and nothing is cached.
     timeout_s: int = 3600
+    # GPUs the jobs of a parallel sweep share, one stage per GPU at a time: null (every stage
+    # sees what the executor gives it), "auto" (every GPU the executor finds) or device
+    # indices [0, 1]. local: CUDA_VISIBLE_DEVICES of the stage; docker: its device_ids.
+    gpu_pool: Any = None
 
 
 class DeployAction(Enum):
