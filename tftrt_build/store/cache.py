@@ -10,6 +10,9 @@ With a remote cache (``remote``, ``cache.remote``) a key missing here is pulled 
 checked against the remote manifest's digests and committed like a built entry; an entry
 built or found here is pushed where the remote lacks it. In plan and check (``readonly``) the
 remote is only asked whether it has the key.
+
+Why this module is long: a remote entry enters the store through the same key lock, staging
+and commit as a built one, so pulling and sharing live beside them.
 """
 
 from __future__ import annotations
