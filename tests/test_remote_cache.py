@@ -146,7 +146,9 @@ def test_build_wipe_rebuild_pulls_everything_and_runs_nothing(
     s3_server: S3Server, shared_cache: Path, tmp_path: Path
 ) -> None:
     url = s3_server.bucket(f"roundtrip-{uuid.uuid4().hex[:8]}") + "/cache"
-    env = s3_server.env
+    # moto takes any key; this one must appear in no file the builds write.
+    secret = "s3cr3t-" + uuid.uuid4().hex
+    env = {**s3_server.env, "AWS_SECRET_ACCESS_KEY": secret}
     # The session's cache (demo/native built by another test, or here): what it holds and
     # what it builds goes up.
     first = Project(tmp_path / "gpu-host", shared_cache)
@@ -175,6 +177,9 @@ def test_build_wipe_rebuild_pulls_everything_and_runs_nothing(
     assert not (runs[-1] / "stages").exists(), "a stage ran"
     assert second.lock.read_bytes() == first.lock.read_bytes()
     assert (second.root / "bundles" / "demo-native").is_dir()
+    written = [p for p in [*second.root.rglob("*"), *fresh.rglob("*")] if p.is_file()]
+    assert [p for p in written if secret.encode() in p.read_bytes()] == []
+    assert secret not in r2.out + r2.err + planned.err + checked.err
 
 
 class _NoGpu:
