@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from conftest import Project, S3Server
 
 from tftrt_build.config.outputs import check_remote
@@ -81,7 +82,7 @@ def test_a_lookup_that_must_not_pull_leaves_the_remote_alone(
 ) -> None:
     commit(open_store(tmp_path / "a", remote_url))
     b = open_store(tmp_path / "b", remote_url)
-    assert b.lookup(KEY, remote=False).problem == "absent"
+    assert b.lookup(KEY, pull=False).problem == "absent"
     assert not (tmp_path / "b" / "objects").exists()
 
 
@@ -177,6 +178,9 @@ def test_build_wipe_rebuild_pulls_everything_and_runs_nothing(
     assert not (runs[-1] / "stages").exists(), "a stage ran"
     assert second.lock.read_bytes() == first.lock.read_bytes()
     assert (second.root / "bundles" / "demo-native").is_dir()
+    # The source is not needed where its conversion is pulled: it stays on the remote.
+    source_key = yaml.safe_load(second.lock.read_text())["artifacts"]["demo/native"]["source"]
+    assert not (fresh / "objects" / source_key["key"][:2] / source_key["key"]).exists()
     written = [p for p in [*second.root.rglob("*"), *fresh.rglob("*")] if p.is_file()]
     assert [p for p in written if secret.encode() in p.read_bytes()] == []
     assert secret not in r2.out + r2.err + planned.err + checked.err

@@ -71,7 +71,7 @@ def plan_artifact(
         # A cached conversion is judged again: the profile's tolerances may have changed.
         converter.accept(conv_lookup.entry.report, profile)
     elif src_lookup.entry is None and not conv_lookup.remote:
-        src_lookup = store.lookup(src_key, progress)
+        src_lookup = store.lookup(src_key, progress, pull=False)
     if src_lookup.entry is not None:
         # A cached source was checked against an earlier config; check it against this one.
         check_signature(model, src_lookup.entry.report, artifact.model_option.file)

@@ -114,13 +114,16 @@ class Store:
     def entry_path(self, key: str) -> Path:
         return self.objects / key[:2] / key
 
-    def lookup(self, key: str, progress: Progress | None = None, remote: bool = True) -> Lookup:
-        """The checked entry of a key: here, else (``remote``) pulled from cache.remote."""
+    def lookup(self, key: str, progress: Progress | None = None, pull: bool = True) -> Lookup:
+        """The checked entry of a key: here, else (``pull``) from cache.remote.
+
+        An entry found here that the remote lacks is pushed to it (builds only).
+        """
         found = self._lookup_local(key, progress)
         if found.entry is not None:
             self._share(found.entry)
             return found
-        if not remote or self.remote is None:
+        if not pull or self.remote is None:
             return found
         if self.readonly:
             has = self._remote_call(lambda r: r.has(key), False)
