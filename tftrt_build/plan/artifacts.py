@@ -45,7 +45,7 @@ def plan_artifact(
     src_toolchain = origin.toolchain()
     src_key = stage_key("source", src_inputs, src_toolchain)
     # Only this cache for now: a source is pulled from cache.remote only if it is converted.
-    src_lookup = store.lookup(src_key, progress, remote=False)
+    src_lookup = store.lookup(src_key, progress, pull=False)
 
     def locate(path: str, key: str) -> Any:
         owner = artifact.profile_option if key.startswith("profile") else artifact.model_option
@@ -71,7 +71,7 @@ def plan_artifact(
         # A cached conversion is judged again: the profile's tolerances may have changed.
         converter.accept(conv_lookup.entry.report, profile)
     elif src_lookup.entry is None and not conv_lookup.remote:
-        src_lookup = store.lookup(src_key, progress, pull=False)
+        src_lookup = store.lookup(src_key, progress)
     if src_lookup.entry is not None:
         # A cached source was checked against an earlier config; check it against this one.
         check_signature(model, src_lookup.entry.report, artifact.model_option.file)
