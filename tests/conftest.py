@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -200,3 +201,79 @@ def compose_request(monkeypatch: pytest.MonkeyPatch, in_project: None):  # type:
             return resolve(to_config(cfg, choices, options), choices, options, root)
 
     return make
+
+
+@dataclass
+class S3Server:
+    """An S3 server on 127.0.0.1 (moto in server mode) and the environment a client needs."""
+
+    endpoint: str
+    server: object
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "AWS_EC2_METADATA_DISABLED": "true",
+            "AWS_ENDPOINT_URL": self.endpoint,
+        }
+
+    def bucket(self, name: str) -> str:
+        """Create a bucket; returns its s3:// URL."""
+        import boto3
+
+        client = boto3.client("s3", endpoint_url=self.endpoint, **_S3_KEYS)
+        client.create_bucket(Bucket=name)
+        client.close()
+        return f"s3://{name}"
+
+
+_S3_KEYS = {
+    "aws_access_key_id": "testing",
+    "aws_secret_access_key": "testing",
+    "region_name": "us-east-1",
+}
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_s3(port: int | None = None) -> S3Server:
+    import logging
+
+    from moto.server import ThreadedMotoServer
+
+    # Werkzeug logs every request at INFO; a failing test's report would be nothing else.
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    port = port or free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    return S3Server(f"http://127.0.0.1:{port}", server)
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[S3Server]:
+    """One S3 server for the session's cache.remote tests, stopped at the end."""
+    s3 = start_s3()
+    yield s3
+    s3.server.stop()  # type: ignore[attr-defined]
+
+
+@pytest.fixture(params=["file", "s3"])
+def remote_url(
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> str:
+    """A fresh, empty remote: a folder, or a bucket of the session's S3 server."""
+    if request.param == "file":
+        return (tmp_path / "remote").as_uri()
+    s3: S3Server = request.getfixturevalue("s3_server")
+    for name, value in s3.env.items():
+        monkeypatch.setenv(name, value)
+    return s3.bucket(f"remote-{uuid.uuid4().hex[:12]}") + "/team/cache"

@@ -29,10 +29,12 @@ from tftrt_build.review import Planned, Review, Selection, assemble, from_locks,
 from tftrt_build.store.cache import Store
 from tftrt_build.store.digest import StatCache
 from tftrt_build.store.lock import read_lock
+from tftrt_build.store.remote import Remote, RemoteError
 
 log = logging.getLogger(__name__)
 # Composes the config of another target from the command line's overrides plus these ones.
 Compose = Callable[[list[str]], tuple[Config, dict[str, str], Options]]
+REMOTE_ONLY = "only in cache.remote: a build pulls it"
 
 
 @dataclass
@@ -43,7 +45,7 @@ class Row:
     profile: str
     version: int | None
     key: str
-    status: str  # hit, built, planned, stale, current, failed
+    status: str  # hit, pulled, built, planned, remote, stale, current, failed
     size: int | None
     seconds: float | None
     job: str = ""
@@ -70,7 +72,7 @@ def make_executor(conf: ExecutorConf, cache_dir: Path, log_dir: Path | None = No
         from tftrt_build.execute.docker import DockerExecutor  # the Docker SDK only when used
 
         return DockerExecutor(conf, cache_dir, log_dir)
-    return LocalExecutor(conf.python, cache_dir, conf.timeout_s, log_dir)
+    return LocalExecutor(conf.python, cache_dir, conf.timeout_s, log_dir, conf.gpu_pool)
 
 
 def full_verify(request: BuildRequest) -> bool:
@@ -80,10 +82,30 @@ def full_verify(request: BuildRequest) -> bool:
     )
 
 
-def open_store(request: BuildRequest, readonly: bool) -> Store:
+def open_store(request: BuildRequest, readonly: bool, ui: UI | None = None) -> Store:
     full = full_verify(request)
     stat_cache = StatCache(request.cache_dir / "statcache.json", trust=not full)
-    return Store(request.cache_dir, stat_cache, full, readonly)
+    notify = ui.note if ui is not None else None
+    remote = open_remote(request, notify)
+    return Store(
+        request.cache_dir, stat_cache, full, readonly, remote, request.remote_required, notify
+    )
+
+
+def open_remote(request: BuildRequest, notify: Callable[[str], None] | None) -> Remote | None:
+    """cache.remote, reached once before any work; with remote_required=false a failure warns."""
+    if request.remote is None:
+        return None
+    try:
+        return Remote.open(request.remote)
+    except RemoteError as exc:
+        if request.remote_required:
+            raise
+        text = f"{exc.message}; building with the local cache only (cache.remote_required=false)"
+        log.warning("%s", text)
+        if notify is not None:
+            notify(text)
+        return None
 
 
 def plan_request(
@@ -93,7 +115,7 @@ def plan_request(
     log_dir: Path | None = None,
 ) -> tuple[Plan, Store, Executor]:
     """The plan of a request, with the store and executor it was made with."""
-    store = open_store(request, readonly=not building)
+    store = open_store(request, readonly=not building, ui=ui)
     executor = make_executor(request.executor, request.cache_dir, log_dir if building else None)
     lock = read_lock(request.lock_path)
     if building:
@@ -106,11 +128,26 @@ def plan_request(
 
 
 def plan_rows(plan: Plan, status: str, job: str = "") -> list[Row]:
-    """One row per artifact of a plan that built nothing (plan, check)."""
-    return [
-        Row(a.artifact.model.name, a.artifact.profile.name, None, a.key[:12], status, None, None)
-        for a in plan.artifacts
-    ]
+    """One row per artifact of a plan that built nothing (plan, check).
+
+    An artifact only cache.remote holds is "remote" in a plan and noted in a check.
+    """
+    rows = []
+    for a in plan.artifacts:
+        remote = a.convert.lookup.remote
+        rows.append(
+            Row(
+                a.artifact.model.name,
+                a.artifact.profile.name,
+                None,
+                a.key[:12],
+                "remote" if remote and status == "planned" else status,
+                None,
+                None,
+                note=REMOTE_ONLY if remote else "",
+            )
+        )
+    return rows
 
 
 def build_rows(result: BuildResult) -> list[Row]:
@@ -125,7 +162,7 @@ def build_rows(result: BuildResult) -> list[Row]:
                     profile=version.artifact.profile.name,
                     version=version.version,
                     key=r.plan.key[:12],
-                    status="built" if r.built else "hit",
+                    status="built" if r.built else "pulled" if r.entry.pulled else "hit",
                     size=r.entry.tree.size,
                     seconds=round(r.seconds, 2),
                 )

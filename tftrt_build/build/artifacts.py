@@ -43,7 +43,8 @@ def build_artifact(art: ArtifactPlan, store: Store, ui: UI) -> ArtifactResult:
     source, convert = art.source, art.convert
     started = time.monotonic()
     if convert.entry is not None:
-        ui.note(f"{art.id} convert: cached {convert.key[:12]} (source not needed)")
+        where = "pulled from cache.remote" if convert.entry.pulled else "cached"
+        ui.note(f"{art.id} convert: {where} {convert.key[:12]} (source not needed)")
         log.info("%s convert: cache hit %s", art.id, convert.key)
         return ArtifactResult(art, convert.entry, built=False, seconds=0.0)
     # One process builds a key; others that need it at the same time wait and reuse it.

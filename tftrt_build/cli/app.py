@@ -252,6 +252,10 @@ class Command:
         """
         hc = HydraConfig.get()
         multirun = hc.mode is RunMode.MULTIRUN
+        if multirun and hc.runtime.cwd and Path.cwd() != Path(hc.runtime.cwd):
+            # A launcher's worker (a Ray task) starts where its cluster was started; the
+            # project is the folder the sweep was started from.
+            os.chdir(hc.runtime.cwd)
         context = JobContext(
             choices=dict(hc.runtime.choices),
             overrides=list(hc.overrides.task),

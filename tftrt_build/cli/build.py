@@ -40,6 +40,9 @@ def build(config: Config, options: HydraOptions, context: JobContext) -> Outcome
                 f"{lock_name} is up to date ({len(plan.artifacts)} artifacts, "
                 f"bundle {escape(plan.bundle_id)})"
             )
+        for art in plan.artifacts:
+            if art.convert.lookup.remote:
+                out.print(f"{escape(art.id)}: {job.REMOTE_ONLY}", highlight=False)
     elif result.build is not None:
         if not context.job:
             out.print(summary_table(result.rows))

@@ -60,7 +60,7 @@ class SweepSummary(Callback):
         if rows:
             out.print(summary_table(rows, title=f"tftrt-build sweep ({sweep_dir})"))
             for row in rows:
-                if row.note:
+                if row.note and row.status == "failed":
                     out.print(f"[red]{escape(row.job)}:[/red] {escape(row.note)}", highlight=False)
         if cells:
             # Speed-ups against the baseline cells of the whole sweep, not of each job.

@@ -21,7 +21,14 @@ def summary_table(rows: list[Row], title: str = "tftrt-build") -> Table:
         table.add_column(name)
     table.add_column("size", justify="right")
     table.add_column("time", justify="right")
-    colours = {"hit": "green", "built": "cyan", "failed": "red", "stale": "yellow"}
+    colours = {
+        "hit": "green",
+        "pulled": "green",
+        "built": "cyan",
+        "failed": "red",
+        "stale": "yellow",
+        "remote": "blue",
+    }
     for r in rows:
         status = f"[{colours.get(r.status, 'white')}]{r.status}[/]"
         cells = [
@@ -47,8 +54,10 @@ def plan_table(plan: Plan) -> Table:
         for stage in art.stages:
             if stage.hit:
                 action = "[green]hit[/]"
-            elif stage is art.source and art.convert.hit:
+            elif stage is art.source and (art.convert.hit or art.convert.lookup.remote):
                 action = "[dim]skip[/]"
+            elif stage.lookup.remote:
+                action = "[blue]pull[/]"
             else:
                 action = "[cyan]build[/]"
             table.add_row(escape(art.id), stage.name, stage.key[:12], action, escape(stage.reason))

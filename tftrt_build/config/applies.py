@@ -129,3 +129,19 @@ def check_target_applies(target: TargetConf, file: str | None) -> None:
 
 def check_executor_applies(executor: ExecutorConf, file: str | None) -> None:
     _check(executor, ExecutorConf(), EXECUTOR_KEYS, "executor.", "kind", executor.kind.value, file)
+
+
+def check_gpu_pool(executor: ExecutorConf, file: str | None) -> None:
+    """executor.gpu_pool: null, "auto", or distinct device indices (0, 1, ...)."""
+    pool = executor.gpu_pool
+    if pool is None or pool == "auto":
+        return
+    items = list(pool) if isinstance(pool, (list, tuple)) else None
+    bad = items is None or not items or any(not str(d).isdigit() for d in items)
+    if bad or len({str(d) for d in items or []}) != len(items or []):
+        raise ConfigError(
+            f"{pool!r} is not a GPU pool",
+            key="executor.gpu_pool",
+            file=file,
+            hint="null, auto, or distinct device indices such as [0,1]",
+        )

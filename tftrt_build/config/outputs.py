@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from tftrt_build.config.paths import under
 from tftrt_build.errors import ConfigError
@@ -68,3 +69,34 @@ def check_bundle_dir(
             file=file,
         )
     return bundle
+
+
+def check_remote(value: str | None, file: str | None) -> str | None:
+    """cache.remote: a URL with a scheme and no credentials (they would reach logs)."""
+    if value is None:
+        return None
+    parts = urlsplit(value)
+    if not parts.scheme or len(parts.scheme) < 2:
+        raise ConfigError(
+            f"'{value}' is not a URL",
+            key="cache.remote",
+            file=file,
+            hint="e.g. s3://bucket/prefix, gs://bucket/prefix or file:///shared/cache",
+        )
+    if "@" in parts.netloc or parts.password is not None:
+        raise ConfigError(
+            "the URL holds credentials, which would be written to logs",
+            key="cache.remote",
+            file=file,
+            hint="drop them from the URL; the backend reads them from the environment or its "
+            "profiles: AWS_PROFILE, AWS_ACCESS_KEY_ID, GOOGLE_APPLICATION_CREDENTIALS",
+        )
+    if parts.query or parts.fragment:
+        raise ConfigError(
+            # Not echoed: a query string is where a signed URL keeps its secret.
+            "the URL has a query or fragment, which tftrt-build would ignore",
+            key="cache.remote",
+            file=file,
+            hint="give options through the backend's environment variables",
+        )
+    return value

@@ -99,6 +99,9 @@ class BuildRequest:
     # The command line's overrides that make this build an experiment, unless recorded.
     experiment: tuple[str, ...] = ()
     record: bool = False
+    # cache.remote (checked: no credentials in it) and cache.remote_required.
+    remote: str | None = None
+    remote_required: bool = True
 
     @property
     def records(self) -> bool:

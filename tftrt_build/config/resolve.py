@@ -10,12 +10,17 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from tftrt_build.config.applies import check_executor_applies
+from tftrt_build.config.applies import check_executor_applies, check_gpu_pool
 from tftrt_build.config.checks import check_model, check_served_artifact, check_target
 from tftrt_build.config.commands import check_commands, check_numbers
 from tftrt_build.config.explain import COMMAND_LINE
 from tftrt_build.config.names import LABEL, LABEL_RULE
-from tftrt_build.config.outputs import check_bundle_dir, check_cache_dir, check_output
+from tftrt_build.config.outputs import (
+    check_bundle_dir,
+    check_cache_dir,
+    check_output,
+    check_remote,
+)
 from tftrt_build.config.profiles import check_profile
 from tftrt_build.config.request import (
     ArtifactSpec,
@@ -40,6 +45,7 @@ def resolve(cfg: Config, choices: dict[str, str], options: Options, project: Pat
     target = cfg.target
     check_target(target, target_option.file)
     check_executor_applies(cfg.executor, files.get("executor"))
+    check_gpu_pool(cfg.executor, files.get("executor"))
     check_commands(cfg, files.get("executor"))
     served: list[ServedModel] = []
     if not target.models:
@@ -90,6 +96,8 @@ def resolve(cfg: Config, choices: dict[str, str], options: Options, project: Pat
         verbose=cfg.verbose,
         experiment=experiment,
         record=cfg.record,
+        remote=check_remote(cfg.cache.remote, COMMAND_LINE),
+        remote_required=cfg.cache.remote_required,
     )
 
 

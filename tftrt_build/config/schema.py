@@ -409,6 +409,10 @@ class ExecutorConf:
     transfer: TransferMode = TransferMode.auto
     # Longest a stage may run, in seconds; a stage past it is stopped and nothing is cached.
     timeout_s: int = 3600
+    # GPUs the jobs of a parallel sweep share, one stage per GPU at a time: null (every stage
+    # sees what the executor gives it), "auto" (every GPU the executor finds) or device
+    # indices [0, 1]. local: CUDA_VISIBLE_DEVICES of the stage; docker: its device_ids.
+    gpu_pool: Any = None
 
 
 class DeployAction(Enum):
@@ -500,6 +504,12 @@ class CacheConf:
     verify: VerifyMode = VerifyMode.auto
     # Run folders (<dir>/runs/: each run's log) kept; older ones are removed.
     keep_runs: int = 20
+    # Shared cache of other machines, any fsspec URL (s3://bucket/prefix, gs://..., file:///...):
+    # looked up after this cache, before building; what is built is pushed. Credentials come
+    # from the environment or the backend's profiles, never from the URL. null: none.
+    remote: Optional[str] = None
+    # true: an unreachable or failing remote stops the build; false: warn and build locally.
+    remote_required: bool = True
 
 
 @dataclass

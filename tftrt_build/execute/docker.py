@@ -37,6 +37,7 @@ from typing import Any
 from tftrt_build.config.schema import ExecutorConf, TransferMode
 from tftrt_build.errors import CapabilityError, StageError
 from tftrt_build.execute.capabilities import Capabilities
+from tftrt_build.execute.gpus import gpu_slot, pool_devices
 from tftrt_build.execute.task import (
     TAIL_LINES,
     LogSink,
@@ -109,6 +110,8 @@ class DockerExecutor:
         # Where each stage's full output is written (the run folder's stages/); None: nowhere.
         self.log_dir = log_dir
         self._stages = 0
+        # The executor.gpu_pool device the running stage holds (execute.gpus); None: no pool.
+        self._device: str | None = None
 
     @property
     def where(self) -> str:
@@ -164,6 +167,8 @@ class DockerExecutor:
     def _device_requests(self) -> list[Any]:
         import docker
 
+        if self._device is not None:
+            return [docker.types.DeviceRequest(device_ids=[self._device], capabilities=[["gpu"]])]
         gpus = self.conf.gpus
         if gpus.device_ids:
             return [
@@ -242,6 +247,28 @@ class DockerExecutor:
 
     # -- running a task --------------------------------------------------------------------------
 
+    @contextlib.contextmanager
+    def _gpu(self, task: Task, sink: LogSink) -> Iterator[None]:
+        """Hold a GPU of executor.gpu_pool on this engine for the task (not for the probe,
+        which counts them: with auto, set executor.gpus.count=all so it sees them all)."""
+        if self.conf.gpu_pool is None or task.op == "probe" or self.cache_dir is None:
+            yield
+            return
+        devices = pool_devices(self.conf.gpu_pool, lambda: len(self.probe().gpus))
+        if not devices:
+            yield
+            return
+
+        def waiting() -> None:
+            sink(f"waiting for a free GPU of executor.gpu_pool ({', '.join(devices)})")
+
+        with gpu_slot(self.cache_dir, f"docker:{self.where}", devices, waiting) as device:
+            self._device = device
+            try:
+                yield
+            finally:
+                self._device = None
+
     def run(self, task: Task, sink: LogSink) -> dict[str, Any]:
         title = task.title or task.op
         self._stages += 1
@@ -264,7 +291,9 @@ class DockerExecutor:
             }
             (io_dir / "task.json").write_text(json.dumps(spec))
             command = stage_command("python3", f"{IO}/task.json")
+            held = contextlib.ExitStack()
             try:
+                held.enter_context(self._gpu(task, sink))
                 if self.transfer is TransferMode.mount:
                     with _writable_by_stage(io_dir, task.output):
                         mounts = self._mounts(task, io_dir)
@@ -284,6 +313,7 @@ class DockerExecutor:
                     stage_log.written,
                 ) from exc
             finally:
+                held.close()
                 stage_log.close()
         if not payload:
             raise died(task, f" in {self.conf.image}", list(tail), stage_log.written)

@@ -19,11 +19,13 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from tftrt_build.errors import CapabilityError, StageError
 from tftrt_build.execute.capabilities import Capabilities
+from tftrt_build.execute.gpus import gpu_slot, host_scope, pool_devices, visible_devices
 from tftrt_build.execute.task import (
     TAIL_LINES,
     LogSink,
@@ -63,6 +65,7 @@ class LocalExecutor:
         cache_dir: Path | None = None,
         timeout_s: float = DEFAULT_TIMEOUT_S,
         log_dir: Path | None = None,
+        gpu_pool: object = None,
     ) -> None:
         self.python = python or sys.executable
         # Probe results are kept here, keyed by what could change them.
@@ -71,6 +74,8 @@ class LocalExecutor:
         self.timeout_s = timeout_s
         # Where each stage's full output is written (the run folder's stages/); None: nowhere.
         self.log_dir = log_dir
+        # executor.gpu_pool: each stage sees one GPU of it, held while it runs (execute.gpus).
+        self.gpu_pool = gpu_pool
         self._stages = 0
 
     def identity(self) -> dict[str, str]:
@@ -165,8 +170,13 @@ class LocalExecutor:
                 stage_log.write(line)
                 sink(line)
 
+            env = runner_env()
             try:
-                tail, finished = stream(cmd, runner_env(), keep, self.timeout_s)
+                with self._gpu(task, sink) as device:
+                    if device is not None:
+                        env["CUDA_VISIBLE_DEVICES"] = visible_devices(device)
+                        log.info("%s: on GPU %s of executor.gpu_pool", title, device)
+                    tail, finished = stream(cmd, env, keep, self.timeout_s)
             finally:
                 stage_log.close()
             log.info("%s: ended after %.1f s", title, time.monotonic() - started)
@@ -184,6 +194,26 @@ class LocalExecutor:
         if task.output is not None:
             plain_output(task.output, title)
         return result
+
+    @contextlib.contextmanager
+    def _gpu(self, task: Task, sink: LogSink) -> Iterator[str | None]:
+        """The pool's GPU this task runs on, held until it ends; None without a pool.
+
+        The probe is not given one: it counts the GPUs the pool is made of.
+        """
+        if self.gpu_pool is None or task.op == "probe" or self.cache_dir is None:
+            yield None
+            return
+        devices = pool_devices(self.gpu_pool, lambda: len(self.probe().gpus))
+        if not devices:
+            yield None  # auto on a machine without a GPU: nothing to share
+            return
+
+        def waiting() -> None:
+            sink(f"waiting for a free GPU of executor.gpu_pool ({', '.join(devices)})")
+
+        with gpu_slot(self.cache_dir, host_scope(), devices, waiting) as device:
+            yield device
 
 
 def stream(

@@ -44,12 +44,8 @@ def plan_artifact(
     src_inputs = origin.inputs(progress)
     src_toolchain = origin.toolchain()
     src_key = stage_key("source", src_inputs, src_toolchain)
-    src_lookup = store.lookup(src_key, progress)
-    if src_lookup.entry is not None:
-        # A cached source was checked against an earlier config; check it against this one.
-        check_signature(model, src_lookup.entry.report, artifact.model_option.file)
-    source = StagePlan("source", src_inputs, src_toolchain, src_key, src_lookup)
-    source.reason = why(source, locked.get("source"))
+    # Only this cache for now: a source is pulled from cache.remote only if it is converted.
+    src_lookup = store.lookup(src_key, progress, pull=False)
 
     def locate(path: str, key: str) -> Any:
         owner = artifact.profile_option if key.startswith("profile") else artifact.model_option
@@ -74,6 +70,13 @@ def plan_artifact(
     if conv_lookup.entry is not None:
         # A cached conversion is judged again: the profile's tolerances may have changed.
         converter.accept(conv_lookup.entry.report, profile)
+    elif src_lookup.entry is None and not conv_lookup.remote:
+        src_lookup = store.lookup(src_key, progress)
+    if src_lookup.entry is not None:
+        # A cached source was checked against an earlier config; check it against this one.
+        check_signature(model, src_lookup.entry.report, artifact.model_option.file)
+    source = StagePlan("source", src_inputs, src_toolchain, src_key, src_lookup)
+    source.reason = why(source, locked.get("source"))
     convert = StagePlan("convert", conv_inputs, conv_toolchain, conv_key, conv_lookup)
     convert.reason = why(convert, locked.get("convert"))
     return ArtifactPlan(
@@ -98,7 +101,8 @@ def engine_architecture(
 
     The profile's pin, else the serving target's declaration (the two were checked to agree);
     else, when building, the GPU that converts, and when only planning or checking, what the
-    lock recorded for the artifact.
+    lock recorded for the artifact; so does a build on a machine without a GPU (a CI runner),
+    which can then pull from cache.remote the engines a GPU host built for the lock.
     """
     profile = artifact.profile
     if profile.converter is not ConverterKind.tftrt or not gpu_specific(profile):
@@ -108,6 +112,7 @@ def engine_architecture(
         return declared
     if building:
         gpus = executor.probe().gpus
-        return gpus[0].compute_capability if gpus else None
+        if gpus:
+            return gpus[0].compute_capability
     recorded = ((locked_convert or {}).get("toolchain") or {}).get("compute_capability")
     return str(recorded) if recorded else None

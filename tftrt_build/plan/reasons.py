@@ -65,6 +65,8 @@ def why(stage: StagePlan, locked: dict[str, Any] | None) -> str:
     """Why a stage would run (or 'cached'), against its entry in the lock."""
     if stage.lookup.entry is not None:
         return "cached"
+    if stage.lookup.remote:
+        return "only in cache.remote: pulled, not built"
     if stage.lookup.problem.startswith("damaged"):
         return stage.lookup.problem
     if locked is None:

@@ -4,7 +4,9 @@ Each write that makes a build's result durable is a named step, in this order: a
 data is complete (``staging-done``), its manifest written (``manifest-written``), the entry
 renamed into place (``entry-renamed``); the bundle assembled (``bundle-staged``), the new
 lock written to its temporary file (``lock-temp-written``), the bundle swapped in
-(``bundle-swapped``), the lock renamed into place (``lock-renamed``).
+(``bundle-swapped``), the lock renamed into place (``lock-renamed``). A push to cache.remote
+uploads an entry's files (``remote-files-pushed``), then publishes it
+(``remote-entry-published``).
 
 An ``OSError`` inside a step (a full disk, a read-only folder) becomes one ``CacheError`` line
 naming the step and the path: ``writing the new lock file /p/tftrt.lock: [Errno 28] No space
@@ -43,6 +45,9 @@ POINTS = (
     "lock-temp-written",
     "bundle-swapped",
     "lock-renamed",
+    # A push to cache.remote: every file uploaded, then the entry published.
+    "remote-files-pushed",
+    "remote-entry-published",
 )
 # Steps (the writes between the points) and what the error line calls them.
 STEPS = {
@@ -54,6 +59,8 @@ STEPS = {
     "lock": "renaming the lock file into place",
     "statcache": "saving the stat cache",
     "staging": "building a cache entry",
+    "remote-blob": "uploading a file to cache.remote",
+    "remote-entry": "publishing an entry in cache.remote",
 }
 
 
