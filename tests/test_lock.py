@@ -6,8 +6,10 @@ import multiprocessing
 from pathlib import Path
 
 import pytest
+import yaml
 from conftest import Project
 
+import tftrt_build.store.lock as lockmod
 from tftrt_build.errors import LockError
 from tftrt_build.store.lock import Lock, read_lock, updating
 
@@ -98,3 +100,52 @@ def test_command_line_values_are_an_experiment_unless_recorded(
     # Recorded, the lock now says what conf/ does not: check names the bundle as changed.
     stale = p.run("mode=check")
     assert stale.code == 1 and "tftrt.lock is out of date" in stale.out
+
+
+def _pure_python_text(lock: Lock, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The lock as PyYAML's pure-Python emitter writes it: the reference bytes."""
+    with monkeypatch.context() as m:
+        m.setattr(lockmod, "_FAST_DUMPER", lockmod.lock_dumper(yaml.SafeDumper))
+        return lock.to_yaml()
+
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "plain ascii " * 20,  # folded plain scalar
+        "it's: quoted # " * 12,  # single-quoted, folded
+        "déjà vu " * 20,  # double-quoted with escapes: the emitters fold these differently
+        "tab\there\x7f " * 15,
+        "日本語",
+    ],
+)
+def test_libyaml_writes_the_bytes_pure_python_writes(
+    value: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lock = Lock({"m/p": {"note": value, "list": [value, 1, None], value[:30]: True}}, {})
+    text = lock.to_yaml()
+    assert text == _pure_python_text(lock, monkeypatch)
+    assert Lock.from_yaml(text, "tftrt.lock") == lock
+
+
+@pytest.mark.parametrize("path", ["tftrt.lock", "tests/golden/demo-native.tftrt.lock"])
+def test_committed_locks_are_written_back_unchanged(
+    path: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    text = (ROOT / path).read_text()
+    lock = Lock.from_yaml(text, path)
+    assert lock.to_yaml() == text == _pure_python_text(lock, monkeypatch)
+
+
+def test_a_changed_lock_is_read_again(tmp_path: Path) -> None:
+    # Same size, same second: only the bytes tell the two apart.
+    path = tmp_path / "tftrt.lock"
+    path.write_text(Lock({"a/x": {"key": "1"}}, {}).to_yaml())
+    first = read_lock(path)
+    first.artifacts["b/x"] = {"key": "3"}  # a caller's edit stays its own
+    assert read_lock(path).artifacts == {"a/x": {"key": "1"}}
+    path.write_text(Lock({"a/x": {"key": "2"}}, {}).to_yaml())
+    assert read_lock(path).artifacts == {"a/x": {"key": "2"}}
