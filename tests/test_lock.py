@@ -149,3 +149,53 @@ def test_a_changed_lock_is_read_again(tmp_path: Path) -> None:
     assert read_lock(path).artifacts == {"a/x": {"key": "1"}}
     path.write_text(Lock({"a/x": {"key": "2"}}, {}).to_yaml())
     assert read_lock(path).artifacts == {"a/x": {"key": "2"}}
+
+
+def _fresh_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Forget the locks this process read, as a new tftrt-build process would."""
+    monkeypatch.setattr(lockmod, "_READ", {})
+
+
+def _no_yaml(monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(text: str, where: str) -> Lock:
+        raise AssertionError("the lock's YAML was parsed")
+
+    monkeypatch.setattr(Lock, "from_yaml", staticmethod(refuse))
+
+
+def test_an_unchanged_lock_is_read_from_its_parsed_form(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path, cache = tmp_path / "tftrt.lock", tmp_path / "cache"
+    lock = Lock({"m/p": {"model": "m", "convert": {"key": "k", "toolchain": {"tf": "2.17.1"}}}})
+    path.write_text(lock.to_yaml())
+    assert read_lock(path, cache) == lock
+    _fresh_process(monkeypatch)
+    with monkeypatch.context() as m:
+        _no_yaml(m)
+        assert read_lock(path, cache) == lock
+
+
+@pytest.mark.parametrize("change", ["lock", "parsed form"])
+def test_a_changed_lock_or_a_damaged_parsed_form_is_parsed_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, change: str
+) -> None:
+    path, cache = tmp_path / "tftrt.lock", tmp_path / "cache"
+    path.write_text(Lock({"m/p": {"model": "m"}}).to_yaml())
+    read_lock(path, cache)
+    [kept] = (cache / "parsed").iterdir()
+    if change == "lock":
+        path.write_text(Lock({"m/p": {"model": "n"}}).to_yaml())
+        expected = "n"
+    else:
+        kept.write_bytes(kept.read_bytes().replace(b'"model": "m"', b'"model": "x"'))
+        expected = "m"
+    _fresh_process(monkeypatch)
+    assert read_lock(path, cache).artifacts["m/p"]["model"] == expected
+
+
+def test_what_json_cannot_hold_exactly_is_not_kept(tmp_path: Path) -> None:
+    path, cache = tmp_path / "tftrt.lock", tmp_path / "cache"
+    path.write_text(Lock({"m/p": {"config": {"model": {"labels": {1: "a"}}}}}).to_yaml())
+    assert read_lock(path, cache).artifacts["m/p"]["config"]["model"]["labels"] == {1: "a"}
+    assert not (cache / "parsed").exists() or not list((cache / "parsed").iterdir())

@@ -24,6 +24,7 @@ import yaml
 from tftrt_build.config.paths import display_path
 from tftrt_build.config.yamlguard import yaml_problem
 from tftrt_build.errors import LockError
+from tftrt_build.store import lockcache
 from tftrt_build.store.commit import lock_file_lock
 from tftrt_build.store.digest import ALGORITHM
 from tftrt_build.store.fs import atomic_write_text
@@ -120,8 +121,11 @@ def _dumper_for(data: dict[str, Any]) -> type[yaml.SafeDumper]:
     return _PURE_DUMPER if escaped else _FAST_DUMPER
 
 
-def read_lock(path: Path) -> Lock:
-    """The lock at ``path`` (empty when there is none yet), checked whole."""
+def read_lock(path: Path, cache_dir: Path | None = None) -> Lock:
+    """The lock at ``path`` (empty when there is none yet), checked whole.
+
+    With ``cache_dir``, an unchanged lock is taken from its parsed form there (``lockcache``).
+    """
     where = display_path(path)
     if not path.exists() and not path.is_symlink():
         return Lock()
@@ -134,14 +138,27 @@ def read_lock(path: Path) -> Lock:
     key = path.absolute()
     seen = _READ.get(key)
     if seen is None or seen[0] != data:
-        try:
-            text = data.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise damaged(where, yaml_problem(data) or "is not UTF-8 text") from exc
-        seen = (data, Lock.from_yaml(text, where))
+        seen = (data, _parse(path, data, where, cache_dir))
         _READ[key] = seen
     # Fresh top-level maps: a build replaces whole entries (build.merge), never edits one.
     return Lock(dict(seen[1].artifacts), dict(seen[1].bundles))
+
+
+def _parse(path: Path, data: bytes, where: str, cache_dir: Path | None) -> Lock:
+    parsed = lockcache.recall(cache_dir, path, data) if cache_dir is not None else None
+    # Checked whole when it was kept; the shape check is cheap, and done again anyway.
+    if parsed is not None and shape_problem(parsed) is None:
+        return Lock(dict(parsed["artifacts"]), dict(parsed["bundles"]))
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise damaged(where, yaml_problem(data) or "is not UTF-8 text") from exc
+    lock = Lock.from_yaml(text, where)
+    if cache_dir is not None:
+        lockcache.keep(
+            cache_dir, path, data, {"artifacts": lock.artifacts, "bundles": lock.bundles}
+        )
+    return lock
 
 
 # The last lock read from each path, with its bytes. A build reads the lock to plan and again
@@ -158,7 +175,7 @@ def holding_lock(path: Path, cache_dir: Path) -> Iterator[Lock]:
     writes the result with ``BundleCommit.write_lock`` and ``rename_lock`` before leaving.
     """
     with holding(lock_file_lock(cache_dir, path)):
-        yield read_lock(path)
+        yield read_lock(path, cache_dir)
 
 
 @contextlib.contextmanager
