@@ -11,12 +11,14 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 from conftest import Project, Result, make_project
 
+from tftrt_build.execute import versions
 from tftrt_build.execute.capabilities import Capabilities
 from tftrt_build.execute.local import LocalExecutor
 from tftrt_build.execute.task import package_versions
@@ -158,3 +160,51 @@ def test_anything_else_is_probed(probes: list[int], recorded: dict[str, Any] | N
     found = TftrtConverter().toolchain(_context(LocalExecutor(), recorded))
     assert probes == [1]
     assert found == {"tensorflow": tensorflow, "tensorrt": "8.6.1", "compute_capability": "8.6"}
+
+
+@pytest.fixture
+def site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, list[int]]:
+    """sys.path of one folder, last changed a minute ago; reads of the package metadata."""
+    folder = tmp_path / "site-packages"
+    folder.mkdir()
+    _backdate(folder)
+    monkeypatch.setattr(sys, "path", [str(folder)])
+    reads: list[int] = []
+
+    def read() -> dict[str, str]:
+        reads.append(1)
+        return {"tensorflow": f"2.17.{len(reads)}"}
+
+    monkeypatch.setattr(versions, "package_versions", read)
+    return folder, reads
+
+
+def _backdate(path: Path) -> None:
+    past = time.time() - 60
+    os.utime(path, (past, past))
+
+
+def test_package_versions_are_kept_while_nothing_is_installed(
+    tmp_path: Path, site: tuple[Path, list[int]]
+) -> None:
+    folder, reads = site
+    cache = tmp_path / "cache"
+    first = versions.installed_versions(cache)
+    assert versions.installed_versions(cache) == first
+    assert reads == [1]
+    # Installing a package adds a dist-info folder: its folder on sys.path changes.
+    (folder / "tensorflow-2.18.0.dist-info").mkdir()
+    _backdate(folder)
+    assert versions.installed_versions(cache) == {"tensorflow": "2.17.2"}
+    assert reads == [1, 1]
+
+
+def test_package_versions_of_a_folder_changed_just_now_are_read_again(
+    tmp_path: Path, site: tuple[Path, list[int]]
+) -> None:
+    folder, reads = site
+    (folder / "keras-3.0.0.dist-info").mkdir()  # changed now: racily clean
+    cache = tmp_path / "cache"
+    versions.installed_versions(cache)
+    versions.installed_versions(cache)
+    assert reads == [1, 1]
