@@ -158,6 +158,7 @@ class HydraOptions:
         self._names: dict[str, list[str]] = {}
         # One copy of the composed config that options are loaded into, one at a time.
         self._root: DictConfig | None = None
+        self._schemas: dict[str, DictConfig] = {}
 
     @property
     def repository(self) -> Any:
@@ -231,8 +232,7 @@ class HydraOptions:
                 full[group] = self._composed(group, name, overrides)
             else:
                 # Merged under its group's key, so an error names the full key (model.inptus).
-                typed = OmegaConf.create({group: OmegaConf.structured(_SCHEMAS[group])})
-                merged = OmegaConf.merge(typed, {group: loaded.config})
+                merged = OmegaConf.merge(self._typed(group), {group: loaded.config})
                 assert isinstance(merged, DictConfig)
                 full[group] = merged[group]
                 _apply(overrides, full)
@@ -248,6 +248,12 @@ class HydraOptions:
             full[group] = kept
         self._loaded[(group, name)] = obj
         return obj
+
+    def _typed(self, group: str) -> DictConfig:
+        """The group's schema under its key; built once (merge copies it, never changes it)."""
+        if group not in self._schemas:
+            self._schemas[group] = OmegaConf.create({group: OmegaConf.structured(_SCHEMAS[group])})
+        return self._schemas[group]
 
     def _loading_root(self) -> DictConfig:
         """The composed config an option is merged into, so its interpolations resolve.
