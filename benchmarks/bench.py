@@ -26,6 +26,9 @@ Measured (in a temporary folder with its own caches; --workdir keeps and reuses 
   the per-model marginal cost.
 
 Writes benchmarks/results.json and benchmarks/scaling.png (check time against artifacts).
+
+Why this module is long: every goal's projects, anchors and ratio are set up here, beside the
+one sampling loop they share, so one run measures all of them under the same load.
 """
 
 from __future__ import annotations

@@ -167,6 +167,7 @@ def test_an_unchanged_lock_is_read_from_its_parsed_form(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     path, cache = tmp_path / "tftrt.lock", tmp_path / "cache"
+    cache.mkdir()
     lock = Lock({"m/p": {"model": "m", "convert": {"key": "k", "toolchain": {"tf": "2.17.1"}}}})
     path.write_text(lock.to_yaml())
     assert read_lock(path, cache) == lock
@@ -181,6 +182,7 @@ def test_a_changed_lock_or_a_damaged_parsed_form_is_parsed_again(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, change: str
 ) -> None:
     path, cache = tmp_path / "tftrt.lock", tmp_path / "cache"
+    cache.mkdir()
     path.write_text(Lock({"m/p": {"model": "m"}}).to_yaml())
     read_lock(path, cache)
     [kept] = (cache / "parsed").iterdir()
@@ -196,6 +198,7 @@ def test_a_changed_lock_or_a_damaged_parsed_form_is_parsed_again(
 
 def test_what_json_cannot_hold_exactly_is_not_kept(tmp_path: Path) -> None:
     path, cache = tmp_path / "tftrt.lock", tmp_path / "cache"
+    cache.mkdir()
     path.write_text(Lock({"m/p": {"config": {"model": {"labels": {1: "a"}}}}}).to_yaml())
     assert read_lock(path, cache).artifacts["m/p"]["config"]["model"]["labels"] == {1: "a"}
     assert not (cache / "parsed").exists() or not list((cache / "parsed").iterdir())

@@ -189,6 +189,7 @@ def test_package_versions_are_kept_while_nothing_is_installed(
 ) -> None:
     folder, reads = site
     cache = tmp_path / "cache"
+    cache.mkdir()
     first = versions.installed_versions(cache)
     assert versions.installed_versions(cache) == first
     assert reads == [1]
@@ -205,6 +206,7 @@ def test_package_versions_of_a_folder_changed_just_now_are_read_again(
     folder, reads = site
     (folder / "keras-3.0.0.dist-info").mkdir()  # changed now: racily clean
     cache = tmp_path / "cache"
+    cache.mkdir()
     versions.installed_versions(cache)
     versions.installed_versions(cache)
     assert reads == [1, 1]

@@ -61,9 +61,9 @@ def installed_versions(cache_dir: Path | None) -> dict[str, str]:
     read_at = time.time_ns()
     versions = package_versions()
     record = {"python": sys.executable, "stamps": stamps, "read_at": read_at, "versions": versions}
-    with contextlib.suppress(OSError):  # a speed-up only
-        cache_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(
-            path, json.dumps(record), Scratch(cache_dir).path("packages", suffix=".tmp")
-        )
+    # A speed-up only, kept in a cache that exists: a run refused for bad input leaves no cache.
+    if cache_dir.is_dir():
+        with contextlib.suppress(OSError):
+            tmp = Scratch(cache_dir).path("packages", suffix=".tmp")
+            atomic_write_text(path, json.dumps(record), tmp)
     return versions

@@ -56,7 +56,9 @@ def keep(cache_dir: Path, lock_path: Path, data: bytes, parsed: dict[str, Any]) 
         return
     header = json.dumps({"lock": digest_bytes(data), "body": digest_bytes(body.encode("utf-8"))})
     path = _place(cache_dir, lock_path)
+    if not cache_dir.is_dir():
+        return  # a run refused for bad input must leave no cache behind
     with contextlib.suppress(OSError):
-        path.parent.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(exist_ok=True)
         tmp = Scratch(cache_dir).path("parsed", suffix=".tmp")
         atomic_write_text(path, f"{header}\n{body}", tmp)
