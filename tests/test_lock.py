@@ -160,7 +160,7 @@ def _no_yaml(monkeypatch: pytest.MonkeyPatch) -> None:
     def refuse(text: str, where: str) -> Lock:
         raise AssertionError("the lock's YAML was parsed")
 
-    monkeypatch.setattr(Lock, "from_yaml", staticmethod(refuse))
+    monkeypatch.setattr(lockmod, "load_yaml", refuse)
 
 
 def test_an_unchanged_lock_is_read_from_its_parsed_form(
@@ -202,3 +202,19 @@ def test_what_json_cannot_hold_exactly_is_not_kept(tmp_path: Path) -> None:
     path.write_text(Lock({"m/p": {"config": {"model": {"labels": {1: "a"}}}}}).to_yaml())
     assert read_lock(path, cache).artifacts["m/p"]["config"]["model"]["labels"] == {1: "a"}
     assert not (cache / "parsed").exists() or not list((cache / "parsed").iterdir())
+
+
+def test_a_parsed_form_is_checked_as_the_file_would_be(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A newer tftrt-build with another lock schema refuses the lock, kept parse or not.
+    path, cache = tmp_path / "tftrt.lock", tmp_path / "cache"
+    cache.mkdir()
+    path.write_text(Lock({"m/p": {"model": "m"}}).to_yaml())
+    read_lock(path, cache)
+    _fresh_process(monkeypatch)
+    monkeypatch.setattr(lockmod, "SCHEMA", 2)
+    with monkeypatch.context() as m:
+        _no_yaml(m)
+        with pytest.raises(LockError, match="schema 1 is not the supported 2"):
+            read_lock(path, cache)

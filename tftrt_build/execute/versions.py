@@ -5,9 +5,9 @@ They go into cache keys (an export's toolchain), so every run needs them; asking
 ``sys.path``), a twentieth of a warm run. Installing, upgrading or removing a package adds or
 removes a ``*.dist-info`` folder, which changes the modification time of the folder on
 ``sys.path`` that holds it; so the versions are kept (``<cache>/packages.json``) with the
-(mtime, inode) of every ``sys.path`` folder and this interpreter's path, and used again only
-while all of them are unchanged. As in the stat cache, a folder changed within a second of the
-moment the versions were read is "racily clean" and not trusted.
+(mtime, inode) of every ``sys.path`` folder, this interpreter and the packages asked about,
+and used again only while all of them are unchanged. As in the stat cache, a folder changed
+within a second of the moment the versions were read is "racily clean" and not trusted.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tftrt_build.execute.task import package_versions
+from tftrt_build.execute.task import TOOLCHAIN_PACKAGES, package_versions
 from tftrt_build.store.fs import atomic_write_text
 from tftrt_build.store.tmp import Scratch
 
@@ -52,6 +52,7 @@ def installed_versions(cache_dir: Path | None) -> dict[str, str]:
         newest = max((s[1] for s in stamps if s[1] is not None), default=0)
         if (
             kept["python"] == sys.executable
+            and kept["packages"] == list(TOOLCHAIN_PACKAGES)
             and kept["stamps"] == stamps
             and newest + _RACY_NS <= kept["read_at"]
         ):
@@ -60,7 +61,13 @@ def installed_versions(cache_dir: Path | None) -> dict[str, str]:
         pass  # absent or damaged: read the versions again
     read_at = time.time_ns()
     versions = package_versions()
-    record = {"python": sys.executable, "stamps": stamps, "read_at": read_at, "versions": versions}
+    record = {
+        "python": sys.executable,
+        "packages": list(TOOLCHAIN_PACKAGES),  # what this version of tftrt-build asks about
+        "stamps": stamps,
+        "read_at": read_at,
+        "versions": versions,
+    }
     # A speed-up only, kept in a cache that exists: a run refused for bad input leaves no cache.
     if cache_dir.is_dir():
         with contextlib.suppress(OSError):

@@ -57,15 +57,11 @@ class Lock:
     @classmethod
     def from_yaml(cls, text: str, where: str) -> Lock:
         """The lock in ``text``; a ``LockError`` naming ``where`` for anything out of shape."""
-        problem = yaml_problem(text.encode("utf-8"))
-        if problem:
-            raise damaged(where, problem)
-        try:
-            data = yaml.load(text, Loader=_LOADER)  # a safe loader, C or Python
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            at = f" at line {mark.line + 1}" if mark is not None else ""
-            raise damaged(where, f"not valid YAML ({exc.__class__.__name__}{at})") from exc
+        return cls.from_data(load_yaml(text, where), where)
+
+    @classmethod
+    def from_data(cls, data: Any, where: str) -> Lock:
+        """The lock a loaded file holds, checked whole: shape, schema and digest algorithm."""
         problem = shape_problem(data)
         if problem:
             raise damaged(where, problem)
@@ -78,6 +74,19 @@ class Lock:
         if data.get("hash") != ALGORITHM:
             raise damaged(where, f"digests are {data.get('hash')!r}, expected {ALGORITHM}")
         return cls(dict(data.get("artifacts") or {}), dict(data.get("bundles") or {}))
+
+
+def load_yaml(text: str, where: str) -> Any:
+    """What a lock's text holds, loaded safely; a ``LockError`` naming ``where`` if it cannot."""
+    problem = yaml_problem(text.encode("utf-8"))
+    if problem:
+        raise damaged(where, problem)
+    try:
+        return yaml.load(text, Loader=_LOADER)  # a safe loader, C or Python
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        at = f" at line {mark.line + 1}" if mark is not None else ""
+        raise damaged(where, f"not valid YAML ({exc.__class__.__name__}{at})") from exc
 
 
 def damaged(where: str, problem: str) -> LockError:
@@ -145,19 +154,17 @@ def read_lock(path: Path, cache_dir: Path | None = None) -> Lock:
 
 
 def _parse(path: Path, data: bytes, where: str, cache_dir: Path | None) -> Lock:
-    parsed = lockcache.recall(cache_dir, path, data) if cache_dir is not None else None
-    # Checked whole when it was kept; the shape check is cheap, and done again anyway.
-    if parsed is not None and shape_problem(parsed) is None:
-        return Lock(dict(parsed["artifacts"]), dict(parsed["bundles"]))
+    if cache_dir is not None and (kept := lockcache.recall(cache_dir, path, data)) is not None:
+        # The same bytes as before: their data, checked again as a new version would.
+        return Lock.from_data(kept, where)
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise damaged(where, yaml_problem(data) or "is not UTF-8 text") from exc
-    lock = Lock.from_yaml(text, where)
+    loaded = load_yaml(text, where)
+    lock = Lock.from_data(loaded, where)
     if cache_dir is not None:
-        lockcache.keep(
-            cache_dir, path, data, {"artifacts": lock.artifacts, "bundles": lock.bundles}
-        )
+        lockcache.keep(cache_dir, path, data, loaded)
     return lock
 
 
