@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 from pathlib import Path
 
@@ -11,6 +12,7 @@ from conftest import Project
 
 import tftrt_build.store.lock as lockmod
 from tftrt_build.errors import LockError
+from tftrt_build.store.digest import digest_bytes
 from tftrt_build.store.lock import Lock, read_lock, updating
 
 
@@ -218,3 +220,20 @@ def test_a_parsed_form_is_checked_as_the_file_would_be(
         _no_yaml(m)
         with pytest.raises(LockError, match="schema 1 is not the supported 2"):
             read_lock(path, cache)
+
+
+def test_a_parsed_form_of_another_format_is_ignored(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The first format kept artifacts and bundles only; read as today's, it has no schema.
+    path, cache = tmp_path / "tftrt.lock", tmp_path / "cache"
+    cache.mkdir()
+    lock = Lock({"m/p": {"model": "m"}})
+    path.write_text(lock.to_yaml())
+    read_lock(path, cache)
+    [kept] = (cache / "parsed").iterdir()
+    body = json.dumps({"artifacts": lock.artifacts, "bundles": {}})
+    header = {"lock": digest_bytes(path.read_bytes()), "body": digest_bytes(body.encode())}
+    kept.write_text(json.dumps(header) + "\n" + body)
+    _fresh_process(monkeypatch)
+    assert read_lock(path, cache) == lock

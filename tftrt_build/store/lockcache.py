@@ -6,10 +6,12 @@ build reads the lock. The same data as JSON loads in a few milliseconds. One fil
 (``<cache>/parsed/<digest of the path>.json``), overwritten when the lock changes, so it never
 grows beyond one per project:
 
-    {"lock": <digest of the lock's bytes>, "body": <digest of the body>}\\n<body: JSON data>
+    {"format": 2, "lock": <digest of the lock's bytes>, "body": <digest of the body>}\\n<body>
 
-It is used only when the lock's bytes have the recorded digest, and only when the body has
-its own: anything else (another lock, a torn or edited file) is ignored and the YAML parsed.
+The body is the JSON of what the YAML loaded (schema and hash included), checked again by
+``Lock.from_data`` as the YAML would be. It is used only when the format is this one, the
+lock's bytes have the recorded digest and the body has its own: anything else (another lock,
+an older format, a torn or edited file) is ignored and the YAML parsed.
 Data JSON cannot carry as it is (keys that are not text, dates, NaN) is not kept at all. A
 speed-up only: failing to write it is not an error.
 """
@@ -26,6 +28,8 @@ from tftrt_build.store.fs import atomic_write_text
 from tftrt_build.store.tmp import Scratch
 
 FOLDER = "parsed"
+# Bump when what is kept changes: a file of another format is ignored, never misread.
+FORMAT = 2
 
 
 def _place(cache_dir: Path, lock_path: Path) -> Path:
@@ -38,7 +42,11 @@ def recall(cache_dir: Path, lock_path: Path, data: bytes) -> dict[str, Any] | No
     try:
         header, body = _place(cache_dir, lock_path).read_bytes().split(b"\n", 1)
         digests = json.loads(header)
-        if digests.get("lock") != digest_bytes(data) or digests.get("body") != digest_bytes(body):
+        if (
+            digests.get("format") != FORMAT
+            or digests.get("lock") != digest_bytes(data)
+            or digests.get("body") != digest_bytes(body)
+        ):
             return None
         parsed = json.loads(body)
     except (OSError, ValueError, AttributeError):
@@ -54,7 +62,9 @@ def keep(cache_dir: Path, lock_path: Path, data: bytes, parsed: dict[str, Any]) 
         return
     if json.loads(body) != parsed:  # keys that were not text, say: read the YAML every time
         return
-    header = json.dumps({"lock": digest_bytes(data), "body": digest_bytes(body.encode("utf-8"))})
+    header = json.dumps(
+        {"format": FORMAT, "lock": digest_bytes(data), "body": digest_bytes(body.encode("utf-8"))}
+    )
     path = _place(cache_dir, lock_path)
     if not cache_dir.is_dir():
         return  # a run refused for bad input must leave no cache behind
