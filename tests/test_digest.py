@@ -59,6 +59,37 @@ def test_stat_cache_notices_a_change(tmp_path: Path) -> None:
     assert hash_file(f, cache) != first
 
 
+def test_full_verify_reads_a_file_once_per_process(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # cache.verify=full (mode=check): digests from the bytes, but the same unchanged file, asked
+    # for again in the same run (a model under several profiles), is not read again...
+    f = tmp_path / "a.bin"
+    f.write_bytes(b"x" * 1000)
+    old(f)
+    trusted = StatCache(tmp_path / "stat.json")
+    hash_file(f, trusted)
+    trusted.save()
+    reads: list[Path] = []
+    real = digest._blake3_file
+
+    def counted(path: Path, *args: object) -> str:
+        reads.append(path)
+        return real(path, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(digest, "_blake3_file", counted)
+    full = StatCache(tmp_path / "stat.json", trust=False)
+    first = hash_file(f, full)
+    assert len(reads) == 1  # ...what an earlier run recorded is not trusted...
+    assert hash_file(f, full) == first
+    assert len(reads) == 1
+    # ...and a change in between is read.
+    f.write_bytes(b"y" * 1000)
+    old(f)
+    assert hash_file(f, full) != first
+    assert len(reads) == 2
+
+
 def test_racily_clean_entry_is_not_trusted(tmp_path: Path) -> None:
     f = tmp_path / "fresh.bin"
     f.write_bytes(b"new")  # modified just now: same tick as the hashing

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 from pathlib import Path
 
 import pytest
+import yaml
 from conftest import Project
 
+import tftrt_build.store.lock as lockmod
 from tftrt_build.errors import LockError
+from tftrt_build.store.digest import digest_bytes
 from tftrt_build.store.lock import Lock, read_lock, updating
 
 
@@ -106,11 +110,12 @@ def _files(*roots: Path) -> dict[str, bytes]:
     }
 
 
-def test_plan_and_check_write_only_their_run_log_and_the_stat_cache(
+def test_plan_and_check_write_only_their_run_log_and_the_cache_records(
     demo_build: Project, shared_cache: Path, tmp_path: Path
 ) -> None:
     """README "Plan and check": nothing in the project, no cache entry; in the cache folder a
-    run log (pruned to cache.keep_runs) and the stat cache, and nothing else."""
+    run log (pruned to cache.keep_runs) and the records that spare the next run work (the stat
+    cache, the parsed lock, the package versions), and nothing else."""
     p = Project(tmp_path / "p", shared_cache)
     p.root.mkdir()
     assert p.run().code == 0  # a cache hit of demo_build's export
@@ -123,4 +128,145 @@ def test_plan_and_check_write_only_their_run_log_and_the_stat_cache(
         changed = {k for k in set(before) | set(after) if before.get(k) != after.get(k)} - {
             str(f) for f in new_run.rglob("*")
         }
-        assert changed <= {str(shared_cache / "statcache.json")}, sorted(changed)
+        records = {shared_cache / "statcache.json", shared_cache / "packages.json"}
+        unexpected = {
+            k
+            for k in changed
+            if Path(k) not in records and Path(k).parent != shared_cache / "parsed"
+        }
+        assert unexpected == set(), sorted(unexpected)
+
+
+def _pure_python_text(lock: Lock, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The lock as PyYAML's pure-Python emitter writes it: the reference bytes."""
+    with monkeypatch.context() as m:
+        m.setattr(lockmod, "_FAST_DUMPER", lockmod.lock_dumper(yaml.SafeDumper))
+        return lock.to_yaml()
+
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "plain ascii " * 20,  # folded plain scalar
+        "it's: quoted # " * 12,  # single-quoted, folded
+        "déjà vu " * 20,  # double-quoted with escapes: the emitters fold these differently
+        "tab\there\x7f " * 15,
+        "日本語",
+    ],
+)
+def test_libyaml_writes_the_bytes_pure_python_writes(
+    value: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lock = Lock({"m/p": {"note": value, "list": [value, 1, None], value[:30]: True}}, {})
+    text = lock.to_yaml()
+    assert text == _pure_python_text(lock, monkeypatch)
+    assert Lock.from_yaml(text, "tftrt.lock") == lock
+
+
+@pytest.mark.parametrize("path", ["tftrt.lock", "tests/golden/demo-native.tftrt.lock"])
+def test_committed_locks_are_written_back_unchanged(
+    path: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    text = (ROOT / path).read_text()
+    lock = Lock.from_yaml(text, path)
+    assert lock.to_yaml() == text == _pure_python_text(lock, monkeypatch)
+
+
+def test_a_changed_lock_is_read_again(tmp_path: Path) -> None:
+    # Same size, same second: only the bytes tell the two apart.
+    path = tmp_path / "tftrt.lock"
+    path.write_text(Lock({"a/x": {"key": "1"}}, {}).to_yaml())
+    first = read_lock(path)
+    first.artifacts["b/x"] = {"key": "3"}  # a caller's edit stays its own
+    assert read_lock(path).artifacts == {"a/x": {"key": "1"}}
+    path.write_text(Lock({"a/x": {"key": "2"}}, {}).to_yaml())
+    assert read_lock(path).artifacts == {"a/x": {"key": "2"}}
+
+
+def _fresh_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Forget the locks this process read, as a new tftrt-build process would."""
+    monkeypatch.setattr(lockmod, "_READ", {})
+
+
+def _no_yaml(monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(text: str, where: str) -> Lock:
+        raise AssertionError("the lock's YAML was parsed")
+
+    monkeypatch.setattr(lockmod, "load_yaml", refuse)
+
+
+def test_an_unchanged_lock_is_read_from_its_parsed_form(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path, cache = tmp_path / "tftrt.lock", tmp_path / "cache"
+    cache.mkdir()
+    lock = Lock({"m/p": {"model": "m", "convert": {"key": "k", "toolchain": {"tf": "2.17.1"}}}})
+    path.write_text(lock.to_yaml())
+    assert read_lock(path, cache) == lock
+    _fresh_process(monkeypatch)
+    with monkeypatch.context() as m:
+        _no_yaml(m)
+        assert read_lock(path, cache) == lock
+
+
+@pytest.mark.parametrize("change", ["lock", "parsed form"])
+def test_a_changed_lock_or_a_damaged_parsed_form_is_parsed_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, change: str
+) -> None:
+    path, cache = tmp_path / "tftrt.lock", tmp_path / "cache"
+    cache.mkdir()
+    path.write_text(Lock({"m/p": {"model": "m"}}).to_yaml())
+    read_lock(path, cache)
+    [kept] = (cache / "parsed").iterdir()
+    if change == "lock":
+        path.write_text(Lock({"m/p": {"model": "n"}}).to_yaml())
+        expected = "n"
+    else:
+        kept.write_bytes(kept.read_bytes().replace(b'"model": "m"', b'"model": "x"'))
+        expected = "m"
+    _fresh_process(monkeypatch)
+    assert read_lock(path, cache).artifacts["m/p"]["model"] == expected
+
+
+def test_what_json_cannot_hold_exactly_is_not_kept(tmp_path: Path) -> None:
+    path, cache = tmp_path / "tftrt.lock", tmp_path / "cache"
+    cache.mkdir()
+    path.write_text(Lock({"m/p": {"config": {"model": {"labels": {1: "a"}}}}}).to_yaml())
+    assert read_lock(path, cache).artifacts["m/p"]["config"]["model"]["labels"] == {1: "a"}
+    assert not (cache / "parsed").exists() or not list((cache / "parsed").iterdir())
+
+
+def test_a_parsed_form_is_checked_as_the_file_would_be(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A newer tftrt-build with another lock schema refuses the lock, kept parse or not.
+    path, cache = tmp_path / "tftrt.lock", tmp_path / "cache"
+    cache.mkdir()
+    path.write_text(Lock({"m/p": {"model": "m"}}).to_yaml())
+    read_lock(path, cache)
+    _fresh_process(monkeypatch)
+    monkeypatch.setattr(lockmod, "SCHEMA", 2)
+    with monkeypatch.context() as m:
+        _no_yaml(m)
+        with pytest.raises(LockError, match="schema 1 is not the supported 2"):
+            read_lock(path, cache)
+
+
+def test_a_parsed_form_of_another_format_is_ignored(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The first format kept artifacts and bundles only; read as today's, it has no schema.
+    path, cache = tmp_path / "tftrt.lock", tmp_path / "cache"
+    cache.mkdir()
+    lock = Lock({"m/p": {"model": "m"}})
+    path.write_text(lock.to_yaml())
+    read_lock(path, cache)
+    [kept] = (cache / "parsed").iterdir()
+    body = json.dumps({"artifacts": lock.artifacts, "bundles": {}})
+    header = {"lock": digest_bytes(path.read_bytes()), "body": digest_bytes(body.encode())}
+    kept.write_text(json.dumps(header) + "\n" + body)
+    _fresh_process(monkeypatch)
+    assert read_lock(path, cache) == lock

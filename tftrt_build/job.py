@@ -117,7 +117,7 @@ def plan_request(
     """The plan of a request, with the store and executor it was made with."""
     store = open_store(request, readonly=not building, ui=ui)
     executor = make_executor(request.executor, request.cache_dir, log_dir if building else None)
-    lock = read_lock(request.lock_path)
+    lock = read_lock(request.lock_path, request.cache_dir)
     if building:
         store.clean_tmp([request.bundle_dir.parent, request.lock_path.parent])
     if ui is None:

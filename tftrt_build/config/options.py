@@ -155,6 +155,10 @@ class HydraOptions:
         self.command_line = CommandLine.parse(overrides)
         self._repo: Any = None
         self._loaded: dict[tuple[str, str], Any] = {}
+        self._names: dict[str, list[str]] = {}
+        # One copy of the composed config that options are loaded into, one at a time.
+        self._root: DictConfig | None = None
+        self._schemas: dict[str, DictConfig] = {}
 
     @property
     def repository(self) -> Any:
@@ -182,7 +186,10 @@ class HydraOptions:
         return self._repo
 
     def names(self, group: str) -> list[str]:
-        return sorted(self.repository.get_group_options(group))
+        # Hydra lists a group by walking every source on each call; a target asks per option.
+        if group not in self._names:
+            self._names[group] = sorted(self.repository.get_group_options(group))
+        return list(self._names[group])
 
     def file(self, group: str, name: str) -> str | None:
         """The file an option comes from, as messages show it; None for a schema default."""
@@ -215,18 +222,17 @@ class HydraOptions:
             return self._loaded[(group, name)]
         # The command line's group.* overrides, when it chose this very option.
         overrides = self.command_line.keys.get(group, []) if self.chosen(group) == name else []
+        full = self._loading_root()
+        kept = full._get_node(group)  # the node as composed, missing values and all
         try:
             loaded = self.repository.load_config(f"{group}/{name}")
             if loaded is None:
                 raise ConfigError(f"no {group} option '{name}'", key=group)
-            full = copy.deepcopy(self._base)
-            assert isinstance(full, DictConfig)
             if any(d.get_config_path() != f"{group}/_self_" for d in loaded.defaults_list or []):
                 full[group] = self._composed(group, name, overrides)
             else:
                 # Merged under its group's key, so an error names the full key (model.inptus).
-                typed = OmegaConf.create({group: OmegaConf.structured(_SCHEMAS[group])})
-                merged = OmegaConf.merge(typed, {group: loaded.config})
+                merged = OmegaConf.merge(self._typed(group), {group: loaded.config})
                 assert isinstance(merged, DictConfig)
                 full[group] = merged[group]
                 _apply(overrides, full)
@@ -237,8 +243,30 @@ class HydraOptions:
             if error is None:
                 raise
             raise error from exc
+        finally:
+            # The next option sees the composed config as it was, not this option in it.
+            full[group] = kept
         self._loaded[(group, name)] = obj
         return obj
+
+    def _typed(self, group: str) -> DictConfig:
+        """The group's schema under its key; built once (merge copies it, never changes it)."""
+        if group not in self._schemas:
+            self._schemas[group] = OmegaConf.create({group: OmegaConf.structured(_SCHEMAS[group])})
+        return self._schemas[group]
+
+    def _loading_root(self) -> DictConfig:
+        """The composed config an option is merged into, so its interpolations resolve.
+
+        Copied once: a target listing 128 versions makes the composed config large, and a copy
+        per option was most of the time a check took. Each load puts its option under its group
+        and puts the composed one back (``_load``); overrides of a group touch only that group.
+        """
+        if self._root is None:
+            root = copy.deepcopy(self._base)
+            assert isinstance(root, DictConfig)
+            self._root = root
+        return self._root
 
     def _composed(self, group: str, name: str, overrides: list[Override]) -> Any:
         from hydra import compose

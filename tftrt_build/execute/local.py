@@ -33,7 +33,6 @@ from tftrt_build.execute.task import (
     Task,
     TaskFailed,
     died,
-    package_versions,
     python_command,
     read_result,
     result_of,
@@ -41,6 +40,7 @@ from tftrt_build.execute.task import (
     stage_command,
 )
 from tftrt_build.execute.trees import plain_output
+from tftrt_build.execute.versions import installed_versions
 from tftrt_build.store.digest import digest_json
 from tftrt_build.store.fs import atomic_write_text
 from tftrt_build.store.tmp import task_dir
@@ -129,7 +129,7 @@ class LocalExecutor:
     @functools.cache  # noqa: B019 - one executor per run; the probe is worth keeping
     def toolchain(self) -> dict[str, str]:
         if self.python == sys.executable:
-            return package_versions()
+            return installed_versions(self.cache_dir)
         # Another interpreter: ask it, by package metadata only (no TensorFlow import).
         code = "import json, tftrt_build.execute.task as e; print(json.dumps(e.package_versions()))"
         try:

@@ -57,6 +57,7 @@ def plan_artifact(
         locate,
         lambda path: hash_file(path, store.stat_cache),
         engine_architecture(artifact, request, executor, locked.get("convert"), building),
+        None if building else (locked.get("convert") or {}).get("toolchain"),
     )
     conv_inputs = {
         "converter": converter.kind.value,

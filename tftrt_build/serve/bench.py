@@ -13,8 +13,6 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-import numpy as np
-
 # A cell whose throughput reaches this share of the client's own ceiling measured the client.
 CLIENT_BOUND = 0.8
 
@@ -65,6 +63,10 @@ class Cell:
 
 
 def fill(cell: Cell, raw: dict[str, Any]) -> Cell:
+    # NumPy only here, for cost: the sweep summary, a Hydra callback every tftrt-build run
+    # creates, imports this module for Cell and speedups and must not pay for NumPy.
+    import numpy as np
+
     lat = np.asarray(raw["latencies_ms"])
     cell.latencies_ms = [round(x, 4) for x in raw["latencies_ms"]]
     cell.requests = len(lat)

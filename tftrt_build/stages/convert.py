@@ -33,6 +33,10 @@ class ConvertContext:
     hash: Hash
     # GPU architecture pre-built engines are for; None when engines are not GPU-specific.
     compute_capability: str | None = None
+    # The toolchain the lock recorded for this stage, when only planning or checking: a
+    # converter may take from it what only a capability probe (TensorFlow in a child) could
+    # tell, once what can be read cheaply agrees with it. None when building.
+    recorded: dict[str, Any] | None = None
 
     def digest(self, path: str, key: str) -> str:
         return self.hash(self.locate(path, key))

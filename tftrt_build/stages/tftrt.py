@@ -98,11 +98,27 @@ class TftrtConverter:
         }
 
     def toolchain(self, context: ConvertContext) -> dict[str, Any]:
+        recorded = context.recorded
+        if recorded is not None:
+            # Planning or checking against a lock: the TensorRT that TensorFlow links is fixed
+            # by the TensorFlow build, so when the executor (image) and the TensorFlow version
+            # read from package metadata are those recorded, the recorded TensorRT stands, and
+            # no probe imports TensorFlow (20 s on a fresh cache). Anything else is probed.
+            tensorflow = context.executor.toolchain().get("tensorflow")
+            expected = self._toolchain(context, tensorflow, recorded.get("tensorrt"))
+            if expected == recorded:
+                return expected
         caps = context.executor.probe()
+        return self._toolchain(context, caps.tensorflow, caps.tensorrt_linked)
+
+    @staticmethod
+    def _toolchain(
+        context: ConvertContext, tensorflow: str | None, tensorrt: str | None
+    ) -> dict[str, Any]:
         toolchain: dict[str, Any] = {
             **context.executor.identity(),
-            "tensorflow": caps.tensorflow,
-            "tensorrt": caps.tensorrt_linked,
+            "tensorflow": tensorflow,
+            "tensorrt": tensorrt,
         }
         if context.compute_capability is not None:
             toolchain["compute_capability"] = context.compute_capability

@@ -76,10 +76,11 @@ def _blake3_file(path: Path, size: int, progress: Progress | None) -> str:
 class StatCache:
     """Remembers (size, mtime, inode, device) -> digest per absolute path, in one JSON file.
 
-    The file sits at the cache's root. ``trust=False`` (``cache.verify=full``) looks nothing
-    up, so every file is read again, but still records what it read for later stat runs: a
-    stat cache is a speed-up, and with verify=stat it is trusted as much as the file system's
-    times are (a file rewritten with its old size and mtime restored is not noticed).
+    The file sits at the cache's root. ``trust=False`` (``cache.verify=full``) looks up only
+    what this process itself read, so every file is read once per run (a model served under
+    16 profiles is read once, not 16 times), and still records what it read for later stat
+    runs: a stat cache is a speed-up, and with verify=stat it is trusted as much as the file
+    system's times are (a file rewritten with its old size and mtime restored is not noticed).
     """
 
     def __init__(self, path: Path | None, trust: bool = True) -> None:
@@ -88,6 +89,8 @@ class StatCache:
         self._entries: dict[str, list[Any]] = {}
         self._dirty: dict[str, list[Any]] = {}
         self._forgotten: set[str] = set()
+        # Paths hashed from their bytes by this process (what trust=False may look up).
+        self._read_here: set[str] = set()
         if path is not None and path.is_file():
             try:
                 data = json.loads(path.read_text())
@@ -102,7 +105,7 @@ class StatCache:
         return [st.st_size, st.st_mtime_ns, st.st_ino, st.st_dev]
 
     def lookup(self, path: Path, st: os.stat_result) -> str | None:
-        if not self.trust:
+        if not self.trust and str(path) not in self._read_here:
             return None
         entry = self._entries.get(str(path))
         if entry is None or entry[:4] != self._stamp(st):
@@ -116,6 +119,7 @@ class StatCache:
         entry = [*self._stamp(st), hashed_at, digest]
         self._entries[str(path)] = entry
         self._dirty[str(path)] = entry
+        self._read_here.add(str(path))
 
     def forget(self, prefix: Path) -> None:
         """Drop entries under a folder (an evicted cache entry)."""

@@ -2,11 +2,18 @@
 
 YAML in a fixed order (schema, hash, artifacts by id, bundles by folder), no times, hosts or
 absolute paths, so two clean builds of the same configs write the same file anywhere.
+
+Read and written through libyaml (PyYAML's C loader and emitter) where it is installed: a lock of
+128 artifacts is some 13,000 lines, which the pure-Python loader takes seconds to read. The two
+emitters break long double-quoted strings (those with escapes: non-ASCII, control characters) at
+different places, so a lock holding such a string is written by the pure-Python emitter, and
+every lock is the same bytes with or without libyaml (tests/test_lock.py compares them).
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +24,7 @@ import yaml
 from tftrt_build.config.paths import display_path
 from tftrt_build.config.yamlguard import yaml_problem
 from tftrt_build.errors import LockError
+from tftrt_build.store import lockcache
 from tftrt_build.store.commit import lock_file_lock
 from tftrt_build.store.digest import ALGORITHM
 from tftrt_build.store.fs import atomic_write_text
@@ -44,20 +52,16 @@ class Lock:
             "artifacts": {k: self.artifacts[k] for k in sorted(self.artifacts)},
             "bundles": {k: self.bundles[k] for k in sorted(self.bundles)},
         }
-        return HEADER + yaml.dump(data, Dumper=_Dumper, sort_keys=False, width=100)
+        return HEADER + yaml.dump(data, Dumper=_dumper_for(data), sort_keys=False, width=100)
 
     @classmethod
     def from_yaml(cls, text: str, where: str) -> Lock:
         """The lock in ``text``; a ``LockError`` naming ``where`` for anything out of shape."""
-        problem = yaml_problem(text.encode("utf-8"))
-        if problem:
-            raise damaged(where, problem)
-        try:
-            data = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            at = f" at line {mark.line + 1}" if mark is not None else ""
-            raise damaged(where, f"not valid YAML ({exc.__class__.__name__}{at})") from exc
+        return cls.from_data(load_yaml(text, where), where)
+
+    @classmethod
+    def from_data(cls, data: Any, where: str) -> Lock:
+        """The lock a loaded file holds, checked whole: shape, schema and digest algorithm."""
         problem = shape_problem(data)
         if problem:
             raise damaged(where, problem)
@@ -72,6 +76,19 @@ class Lock:
         return cls(dict(data.get("artifacts") or {}), dict(data.get("bundles") or {}))
 
 
+def load_yaml(text: str, where: str) -> Any:
+    """What a lock's text holds, loaded safely; a ``LockError`` naming ``where`` if it cannot."""
+    problem = yaml_problem(text.encode("utf-8"))
+    if problem:
+        raise damaged(where, problem)
+    try:
+        return yaml.load(text, Loader=_LOADER)  # a safe loader, C or Python
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        at = f" at line {mark.line + 1}" if mark is not None else ""
+        raise damaged(where, f"not valid YAML ({exc.__class__.__name__}{at})") from exc
+
+
 def damaged(where: str, problem: str) -> LockError:
     return LockError(
         f"{where}: {problem} (restore it from version control, or delete it and run "
@@ -79,8 +96,8 @@ def damaged(where: str, problem: str) -> LockError:
     )
 
 
-class _Dumper(yaml.SafeDumper):
-    """Block style for mappings (a diff line per key), flow style for lists of scalars."""
+_LOADER: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_BASE_DUMPER: type[yaml.SafeDumper] = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 
 
 def _represent_list(dumper: yaml.SafeDumper, value: list[Any]) -> yaml.Node:
@@ -88,11 +105,36 @@ def _represent_list(dumper: yaml.SafeDumper, value: list[Any]) -> yaml.Node:
     return dumper.represent_sequence("tag:yaml.org,2002:seq", value, flow_style=flow)
 
 
-_Dumper.add_representer(list, _represent_list)
+def lock_dumper(base: type[yaml.SafeDumper]) -> type[yaml.SafeDumper]:
+    """Block style for mappings (a diff line per key), flow style for lists of scalars."""
+    dumper: type[yaml.SafeDumper] = type("LockDumper", (base,), {})
+    dumper.add_representer(list, _represent_list)
+    return dumper
 
 
-def read_lock(path: Path) -> Lock:
-    """The lock at ``path`` (empty when there is none yet), checked whole."""
+_FAST_DUMPER = lock_dumper(_BASE_DUMPER)
+_PURE_DUMPER = lock_dumper(yaml.SafeDumper)
+
+
+def _dumper_for(data: dict[str, Any]) -> type[yaml.SafeDumper]:
+    """libyaml's emitter where it writes what PyYAML's does: every string printable ASCII.
+
+    JSON with ``ensure_ascii`` escapes exactly the characters that make a YAML string need
+    escapes (and quotes and backslashes too, which only sends more locks the slow way).
+    """
+    try:
+        text = json.dumps(data, ensure_ascii=True)
+        escaped = "\\" in text or "\x7f" in text
+    except (TypeError, ValueError):
+        escaped = True
+    return _PURE_DUMPER if escaped else _FAST_DUMPER
+
+
+def read_lock(path: Path, cache_dir: Path | None = None) -> Lock:
+    """The lock at ``path`` (empty when there is none yet), checked whole.
+
+    With ``cache_dir``, an unchanged lock is taken from its parsed form there (``lockcache``).
+    """
     where = display_path(path)
     if not path.exists() and not path.is_symlink():
         return Lock()
@@ -102,11 +144,33 @@ def read_lock(path: Path) -> Lock:
         data = path.read_bytes()
     except OSError as exc:
         raise LockError(f"{where}: cannot be read: {exc.strerror or exc}") from exc
+    key = path.absolute()
+    seen = _READ.get(key)
+    if seen is None or seen[0] != data:
+        seen = (data, _parse(path, data, where, cache_dir))
+        _READ[key] = seen
+    # Fresh top-level maps: a build replaces whole entries (build.merge), never edits one.
+    return Lock(dict(seen[1].artifacts), dict(seen[1].bundles))
+
+
+def _parse(path: Path, data: bytes, where: str, cache_dir: Path | None) -> Lock:
+    if cache_dir is not None and (kept := lockcache.recall(cache_dir, path, data)) is not None:
+        # The same bytes as before: their data, checked again as a new version would.
+        return Lock.from_data(kept, where)
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise damaged(where, yaml_problem(data) or "is not UTF-8 text") from exc
-    return Lock.from_yaml(text, where)
+    loaded = load_yaml(text, where)
+    lock = Lock.from_data(loaded, where)
+    if cache_dir is not None:
+        lockcache.keep(cache_dir, path, data, loaded)
+    return lock
+
+
+# The last lock read from each path, with its bytes. A build reads the lock to plan and again
+# under the lock file's lock to merge; the second read parses only if the bytes changed since.
+_READ: dict[Path, tuple[bytes, Lock]] = {}
 
 
 @contextlib.contextmanager
@@ -118,7 +182,7 @@ def holding_lock(path: Path, cache_dir: Path) -> Iterator[Lock]:
     writes the result with ``BundleCommit.write_lock`` and ``rename_lock`` before leaving.
     """
     with holding(lock_file_lock(cache_dir, path)):
-        yield read_lock(path)
+        yield read_lock(path, cache_dir)
 
 
 @contextlib.contextmanager

@@ -1,0 +1,212 @@
+"""What the warm path must not load: TensorFlow, NumPy, matplotlib, the Docker SDK, a probe.
+
+Each run is a fresh ``tftrt-build`` process started through a small wrapper that, as the
+process exits, writes which of those modules it had imported; the test process's own
+``sys.modules`` says nothing about the CLI's. Speed itself is measured by benchmarks/bench.py.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import Project, Result, make_project
+
+from tftrt_build.execute import versions
+from tftrt_build.execute.capabilities import Capabilities
+from tftrt_build.execute.local import LocalExecutor
+from tftrt_build.execute.task import package_versions
+from tftrt_build.stages.convert import ConvertContext
+from tftrt_build.stages.tftrt import TftrtConverter
+
+HEAVY = ("tensorflow", "keras", "numpy", "matplotlib", "docker")
+# Runs tftrt-build's console entry point; at exit, writes the heavy modules it imported.
+WRAPPER = """
+import atexit, json, os, sys
+def report():
+    heavy = sorted({m.split(".")[0] for m in sys.modules} & set(json.loads(os.environ["HEAVY"])))
+    with open(os.environ["HEAVY_OUT"], "w") as f:
+        json.dump(heavy, f)
+atexit.register(report)
+sys.argv = ["tftrt-build", *sys.argv[1:]]
+from tftrt_build.cli.build import main
+main()
+"""
+
+
+def run_watched(project: Project, tmp_path: Path, *args: str) -> tuple[Result, list[str]]:
+    """Run tftrt-build in the project; its result and the heavy modules it imported."""
+    out = tmp_path / "heavy.json"
+    out.unlink(missing_ok=True)
+    env = {
+        **os.environ,
+        "TFTRT_CACHE_DIR": str(project.cache),
+        "COLUMNS": "200",
+        "HEAVY": json.dumps(HEAVY),
+        "HEAVY_OUT": str(out),
+    }
+    proc = subprocess.run(
+        [sys.executable, "-c", WRAPPER, *args],
+        cwd=project.root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    heavy: list[str] = json.loads(out.read_text())
+    return Result(proc.returncode, proc.stdout, proc.stderr), heavy
+
+
+@pytest.mark.parametrize("args", [(), ("mode=check",), ("mode=plan",)])
+def test_warm_path_imports_nothing_heavy(
+    demo_build: Project, tmp_path: Path, args: tuple[str, ...]
+) -> None:
+    result, heavy = run_watched(demo_build, tmp_path, *args)
+    assert result.code == 0, result.err
+    if not args:
+        assert "hit" in result.out and "built" not in result.out  # a no-op build
+    assert heavy == []
+
+
+GPU_TARGET = """\
+name: gpu
+kind: compose
+image: tensorflow/serving:2.17.1-gpu
+gpus: {count: 1, compute_capability: "8.6"}
+bundle_dir: bundles/gpu
+models:
+  - model: demo
+    versions:
+      - {version: 1, profile: native}
+      - {version: 2, profile: fp16}
+"""
+
+
+def test_tftrt_plan_against_a_lock_runs_no_probe(tmp_path: Path) -> None:
+    # The lock records the toolchain demo/fp16 was converted with (on a GPU host); planning it
+    # on this machine, with the same TensorFlow, needs no probe of what this machine can do.
+    project = make_project(tmp_path / "gpu")
+    (project.root / "conf" / "target").mkdir(parents=True)
+    (project.root / "conf" / "target" / "gpu.yaml").write_text(GPU_TARGET)
+    tensorflow = package_versions()["tensorflow"]
+    project.lock.write_text(
+        "schema: 1\nhash: blake3\nartifacts:\n  demo/fp16:\n    convert:\n      key: '0'\n"
+        f"      toolchain: {{tensorflow: '{tensorflow}', tensorrt: 8.6.1, "
+        "compute_capability: '8.6'}\n"
+    )
+    result, heavy = run_watched(project, tmp_path, "target=gpu", "mode=plan")
+    assert result.code == 0, result.err
+    assert "TF-TRT (TrtGraphConverterV2)" in result.out
+    assert "toolchain" not in result.out  # the convert stage's key moved by its inputs only
+    assert not (project.cache / "probes").exists()  # a probe would have left its record
+    assert heavy == []
+
+
+def _context(executor: LocalExecutor, recorded: dict[str, Any] | None) -> ConvertContext:
+    def nowhere(path: str, key: str) -> Path:
+        raise AssertionError(f"no file is needed: {path} ({key})")
+
+    return ConvertContext(executor, nowhere, lambda path: "", "8.6", recorded)
+
+
+@pytest.fixture
+def probes(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Each probe the local executor is asked for; it answers as a GPU host with TensorRT."""
+    asked: list[int] = []
+
+    def probe(self: LocalExecutor) -> Capabilities:
+        asked.append(1)
+        return Capabilities(package_versions()["tensorflow"], True, "8.6.1", True, "8.6.1")
+
+    monkeypatch.setattr(LocalExecutor, "probe", probe)
+    return asked
+
+
+def test_the_recorded_toolchain_stands_while_tensorflow_is_the_recorded_one(
+    probes: list[int],
+) -> None:
+    recorded = {
+        "tensorflow": package_versions()["tensorflow"],
+        "tensorrt": "8.6.1",
+        "compute_capability": "8.6",
+    }
+    found = TftrtConverter().toolchain(_context(LocalExecutor(), dict(recorded)))
+    assert found == recorded
+    assert probes == []
+
+
+@pytest.mark.parametrize(
+    "recorded",
+    [
+        # Another TensorFlow converted it: its linked TensorRT may differ; ask this one.
+        {"tensorflow": "2.16.1", "tensorrt": "8.6.1", "compute_capability": "8.6"},
+        # Converted for another GPU architecture than the target now declares.
+        {"tensorflow": "<this>", "tensorrt": "8.6.1", "compute_capability": "7.5"},
+        # Converted by an executor with an identity (a Docker image), not this machine.
+        {"tensorflow": "<this>", "tensorrt": "8.6.1", "compute_capability": "8.6", "image": "x"},
+        None,  # building: always the probe
+    ],
+)
+def test_anything_else_is_probed(probes: list[int], recorded: dict[str, Any] | None) -> None:
+    tensorflow = package_versions()["tensorflow"]
+    if recorded is not None and recorded["tensorflow"] == "<this>":
+        recorded["tensorflow"] = tensorflow
+    found = TftrtConverter().toolchain(_context(LocalExecutor(), recorded))
+    assert probes == [1]
+    assert found == {"tensorflow": tensorflow, "tensorrt": "8.6.1", "compute_capability": "8.6"}
+
+
+@pytest.fixture
+def site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, list[int]]:
+    """sys.path of one folder, last changed a minute ago; reads of the package metadata."""
+    folder = tmp_path / "site-packages"
+    folder.mkdir()
+    _backdate(folder)
+    monkeypatch.setattr(sys, "path", [str(folder)])
+    reads: list[int] = []
+
+    def read() -> dict[str, str]:
+        reads.append(1)
+        return {"tensorflow": f"2.17.{len(reads)}"}
+
+    monkeypatch.setattr(versions, "package_versions", read)
+    return folder, reads
+
+
+def _backdate(path: Path) -> None:
+    past = time.time() - 60
+    os.utime(path, (past, past))
+
+
+def test_package_versions_are_kept_while_nothing_is_installed(
+    tmp_path: Path, site: tuple[Path, list[int]]
+) -> None:
+    folder, reads = site
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    first = versions.installed_versions(cache)
+    assert versions.installed_versions(cache) == first
+    assert reads == [1]
+    # Installing a package adds a dist-info folder: its folder on sys.path changes.
+    (folder / "tensorflow-2.18.0.dist-info").mkdir()
+    _backdate(folder)
+    assert versions.installed_versions(cache) == {"tensorflow": "2.17.2"}
+    assert reads == [1, 1]
+
+
+def test_package_versions_of_a_folder_changed_just_now_are_read_again(
+    tmp_path: Path, site: tuple[Path, list[int]]
+) -> None:
+    folder, reads = site
+    (folder / "keras-3.0.0.dist-info").mkdir()  # changed now: racily clean
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    versions.installed_versions(cache)
+    versions.installed_versions(cache)
+    assert reads == [1, 1]
