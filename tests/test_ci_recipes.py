@@ -154,6 +154,7 @@ def test_gitlab_note_is_posted_then_updated(gitlab: str, tmp_path: Path) -> None
     ]
 
 
+@pytest.mark.slow  # pre-commit installs its own environment
 def test_pre_commit_hook(tmp_path: Path, shared_cache: Path) -> None:
     """try-repo runs the hook as this repository defines it; a project's config adds args."""
     root = tmp_path / "project"

@@ -66,6 +66,7 @@ def test_unchanged_lock_is_not_rewritten(tmp_path: Path) -> None:
     assert path.stat().st_mtime_ns == before
 
 
+@pytest.mark.slow  # builds the demo model (session export) through the CLI
 def test_command_line_values_are_an_experiment_unless_recorded(
     demo_build: Project, shared_cache: Path, tmp_path: Path
 ) -> None:
@@ -110,6 +111,7 @@ def _files(*roots: Path) -> dict[str, bytes]:
     }
 
 
+@pytest.mark.slow  # builds the demo model (session export) through the CLI
 def test_plan_and_check_write_only_their_run_log_and_the_cache_records(
     demo_build: Project, shared_cache: Path, tmp_path: Path
 ) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from conftest import REPO, Project
 
 
@@ -15,6 +16,7 @@ def test_committed_lock_is_up_to_date(tmp_path: Path) -> None:
         assert "tftrt.lock is up to date" in result.out
 
 
+@pytest.mark.slow  # plans the example targets, probing TensorFlow
 def test_example_targets_plan(tmp_path: Path) -> None:
     repo = Project(REPO, tmp_path / "cache")
     result = repo.run("target=example", "mode=plan")
