@@ -311,6 +311,13 @@ def _wait_for_container(client: Any, timeout: float = 120) -> Any:
     raise AssertionError("no stage container started")
 
 
+def _interruptible() -> None:
+    """In the child: take Ctrl-C as a terminal gives it. A shell that starts the test run in
+    the background (no job control) sets SIGINT to ignored, children inherit that, and Python
+    then keeps it ignored, so the build would never see the test's SIGINT."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _start_build(p: Project) -> subprocess.Popen[bytes]:
     exe = Path(sys.executable).parent / "tftrt-build"
     return subprocess.Popen(
@@ -319,6 +326,7 @@ def _start_build(p: Project) -> subprocess.Popen[bytes]:
         env={**os.environ, "TFTRT_CACHE_DIR": str(p.cache)},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
+        preexec_fn=_interruptible,
     )
 
 
