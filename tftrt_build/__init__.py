@@ -1,6 +1,8 @@
 """tftrt-build: declarative, cached builds of TF-TRT models and TensorFlow Serving bundles.
 
-The pipeline runs config -> resolve -> plan -> build -> emit; each stage is a module of its own.
+The pipeline is the package listing: ``config`` (configs -> a request) -> ``plan`` -> ``build``
+(with ``stages``, ``execute``, ``emit``, ``store``) -> bundle + lock -> ``serve``; ``cli`` is a
+thin command per step. ARCHITECTURE.md draws it.
 """
 
 from __future__ import annotations

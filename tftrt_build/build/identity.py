@@ -13,10 +13,9 @@ import logging
 from tftrt_build.build.artifacts import ArtifactResult
 from tftrt_build.build.ui import UI
 from tftrt_build.emit import identity
-from tftrt_build.execute.task import Executor, Task
+from tftrt_build.execute.task import IDENTITY_FILE, Executor, Task
 from tftrt_build.plan.records import IdentityPlan
 from tftrt_build.store.cache import Entry, Store
-from tftrt_build.tfops.identity import FILENAME
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +60,7 @@ def build_identities(
         art = by_id[p.artifact]
         if p.stage.key not in built:
             built[p.stage.key] = build_identity(p, art.entry, store, executor, ui)
-        record = json.loads((built[p.stage.key].data / FILENAME).read_text())
+        record = json.loads((built[p.stage.key].data / IDENTITY_FILE).read_text())
         files[identity.path(p.model, p.version)] = identity.render(
             record,
             {

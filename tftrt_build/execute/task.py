@@ -31,6 +31,8 @@ TAIL_LINES = 12
 # Bump when the runner's handling of a task changes what it writes.
 RUNNER_FORMAT = 1
 TOOLCHAIN_PACKAGES = ("tensorflow", "keras", "tensorflow-serving-api")
+# The record the identity task writes in its output folder and the build reads back.
+IDENTITY_FILE = "identity.json"
 # Python code run with ``python -s -c``: drop the working directory ('' for -c) from sys.path
 # before anything is imported. Not ``-I``: it would also ignore PYTHONHASHSEED, which exports
 # need to be byte-stable, and ``-P`` needs Python 3.11 (the GPU image has 3.10).

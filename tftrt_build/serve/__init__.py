@@ -4,6 +4,6 @@ Owns the clients of a running TF Serving (``client``: REST and gRPC, every failu
 starting and stopping a bundle's Compose stack (``deploy``), proving a server answers what the
 bundle holds (``verify``) and measuring it (``bench``, ``benchmark``). Printing is the CLI's.
 
-May import: ``job``, ``plan``, ``build.ui``, ``stages``, ``execute``, ``store``, ``config``,
-``errors``.
+May import: ``job``, ``plan``, ``build.ui``, ``emit``, ``stages``, ``execute``, ``store``,
+``config``, ``errors``.
 """

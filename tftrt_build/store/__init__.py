@@ -6,5 +6,5 @@ checked on every hit), content digests and the stat cache (``digest``), ``tftrt.
 write goes through (``fs``: atomic writes, folder swaps, hard-link copies) and the shared
 remote cache other machines push to and pull from (``remote``, through fsspec).
 
-May import: ``tftrt_build.errors``.
+May import: ``config`` (paths, the YAML guard), ``errors``.
 """

@@ -12,9 +12,9 @@ import json
 from pathlib import Path
 from typing import Any
 
+from tftrt_build.execute.task import IDENTITY_FILE
 from tftrt_build.tfops.inspect import describe
 
-FILENAME = "identity.json"
 # Bump when the record's fields change; readers refuse a format they do not know.
 FORMAT = 1
 
@@ -72,5 +72,5 @@ def run(task: dict[str, Any]) -> dict[str, Any]:
             for name, value in sorted(outputs.items())
         },
     }
-    (Path(task["output"]) / FILENAME).write_text(json.dumps(record, sort_keys=True))
+    (Path(task["output"]) / IDENTITY_FILE).write_text(json.dumps(record, sort_keys=True))
     return {"outputs": sorted(outputs), "rows": record["inputs"]["rows"]}
