@@ -11,6 +11,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import types
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,13 +21,14 @@ import yaml
 from conftest import Project
 from test_emit import compose_binary, compose_schema
 
-from tftrt_build.build.bundle import BundleWrite, check_replaceable, stage_bundle
+from tftrt_build.build.bundle import BundleWrite, stage_bundle
 from tftrt_build.emit.models_config import parse as parse_models_config
 from tftrt_build.emit.readme import render as render_readme
 from tftrt_build.emit.server_config import parse_batching, parse_monitoring
 from tftrt_build.errors import ConfigError
 from tftrt_build.execute.local import LocalExecutor
 from tftrt_build.plan import make_plan
+from tftrt_build.plan.bundle import check_replaceable
 from tftrt_build.store.cache import Store
 from tftrt_build.store.commit import BundleCommit
 from tftrt_build.store.digest import StatCache
@@ -446,9 +448,13 @@ def test_failed_emit_leaves_the_previous_bundle(demo_build: Project, tmp_path: P
 
 
 def test_foreign_folder_is_never_replaced(demo_build: Project, tmp_path: Path) -> None:
+    # The check the commit repeats under the bundle's lock (a folder put there after the plan);
+    # the plan-time refusal is a case of tests/reliability/test_bad_input.py.
     folder = tmp_path / "mine"
     folder.mkdir()
     (folder / "notes.txt").write_text("keep me")
-    with pytest.raises(ConfigError, match="is not a tftrt-build bundle"):
-        check_replaceable(folder)
+    target = types.SimpleNamespace(file="conf/target/t.yaml")
+    request = types.SimpleNamespace(bundle_dir=folder, project=tmp_path, target_option=target)
+    with pytest.raises(ConfigError, match="^conf/target/t.yaml: target.bundle_dir: 'mine' exists"):
+        check_replaceable(request)  # type: ignore[arg-type]
     assert (folder / "notes.txt").read_text() == "keep me"

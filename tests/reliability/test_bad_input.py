@@ -573,6 +573,14 @@ TARGETS = [
         files=target_file(GOOD_TARGET.replace("bundles/mine", "/srv/bundles/x")),
     ),
     case(
+        # Refused when planned: the build used to run every stage, then refuse at commit.
+        "bundle-dir-foreign-folder",
+        "target=mine",
+        "conf/target/mine.yaml: target.bundle_dir: 'bundles/mine' exists and is not a "
+        "tftrt-build bundle; refusing to replace it",
+        files={**target_file(GOOD_TARGET), "bundles/mine/notes.txt": "mine"},
+    ),
+    case(
         "target-label-name",
         "target=mine",
         "conf/target/mine.yaml: target.models[0].labels.1st: label '1st' is not a valid label",

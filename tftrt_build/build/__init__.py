@@ -18,12 +18,13 @@ from pathlib import Path
 from typing import Any
 
 from tftrt_build.build.artifacts import ArtifactResult, build_artifact, build_warmup
-from tftrt_build.build.bundle import BundleWrite, check_replaceable, is_current, stage_bundle
+from tftrt_build.build.bundle import BundleWrite, is_current, stage_bundle
 from tftrt_build.build.identity import build_identities
 from tftrt_build.build.ui import UI
 from tftrt_build.emit import readme
 from tftrt_build.errors import ConfigError
 from tftrt_build.execute.task import Executor
+from tftrt_build.plan.bundle import check_replaceable
 from tftrt_build.plan.integrity import WARMUP_DIR, bundle_edits, version_files
 from tftrt_build.plan.reasons import lock_edits
 from tftrt_build.plan.records import Plan
@@ -94,7 +95,7 @@ def commit(
         staged = BundleCommit(store.root, bundle_dir, lock_path)
         try:
             if not current:
-                check_replaceable(bundle_dir)
+                check_replaceable(request)
                 expected = {f"{n}/{v}": version_files(ls) for (n, v), ls in write.layers.items()}
                 for edit in bundle_edits(bundle_dir, store.stat_cache, expected):
                     ui.note(f"bundle {plan.bundle_id}: replacing hand edit: {edit}")

@@ -55,19 +55,6 @@ def is_current(bundle_dir: Path, key: str, write: BundleWrite, stat_cache: StatC
     return not bundle_edits(bundle_dir, stat_cache, expected)
 
 
-def check_replaceable(bundle_dir: Path) -> None:
-    """Refuse to replace a folder that tftrt-build did not write."""
-    if (
-        bundle_dir.is_dir()
-        and not (bundle_dir / manifest.PATH).is_file()
-        and any(bundle_dir.iterdir())
-    ):
-        raise ConfigError(
-            f"'{bundle_dir}' exists and is not a tftrt-build bundle; refusing to replace it",
-            key="target.bundle_dir",
-        )
-
-
 def stage_bundle(staged: Path, write: BundleWrite, final: Path) -> None:
     """Assemble the whole bundle in ``staged`` (a folder that does not exist yet).
 

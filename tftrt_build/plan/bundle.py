@@ -12,6 +12,7 @@ from tftrt_build.config.profiles import engine_batch_sizes, precision
 from tftrt_build.config.request import BuildRequest, ServedVersion
 from tftrt_build.config.schema import ConverterKind, TargetConf
 from tftrt_build.emit import render_all
+from tftrt_build.emit import manifest
 from tftrt_build.emit.manifest import file_digests
 from tftrt_build.emit.spec import Batching, BundleModel, BundleSpec, BundleVersion
 from tftrt_build.errors import ConfigError
@@ -213,4 +214,22 @@ def check_bundle_dir(request: BuildRequest) -> None:
                     key="target.bundle_dir",
                     file=request.target_option.file,
                 )
-            return
+            break
+    check_replaceable(request)
+
+
+def check_replaceable(request: BuildRequest) -> None:
+    """Refuse to replace a folder that tftrt-build did not write (one without a bundle.json).
+
+    Checked when the build is planned, before any work, and again under the bundle's lock
+    before it is replaced: another process may have put a folder there meanwhile.
+    """
+    folder = request.bundle_dir
+    if folder.is_dir() and not (folder / manifest.PATH).is_file() and any(folder.iterdir()):
+        raise ConfigError(
+            f"'{relative(folder, request.project)}' exists and is not a tftrt-build bundle; "
+            "refusing to replace it",
+            key="target.bundle_dir",
+            file=request.target_option.file,
+            hint="move it away, or set target.bundle_dir to another folder",
+        )
