@@ -84,9 +84,11 @@ def imported_steps(package: Path) -> dict[str, set[str]]:
     for path in sorted(package.rglob("*.py")):
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-                names = [node.module] if node.module != "tftrt_build" else [
-                    f"tftrt_build.{alias.name}" for alias in node.names
-                ]
+                names = (
+                    [node.module]
+                    if node.module != "tftrt_build"
+                    else [f"tftrt_build.{alias.name}" for alias in node.names]
+                )
             elif isinstance(node, ast.Import):
                 names = [alias.name for alias in node.names]
             else:

@@ -222,12 +222,27 @@ def test_feature_branch_json(feature: Scenario) -> None:
             if old != new
         ),
     ]
-    assert [(w["kind"], w["blocking"]) for w in doc["warnings"]] == [
-        ("label_dangling", True),
-        ("precision_lowered", False),
-        ("tolerance_loosened", False),
+    assert doc["warnings"] == [
+        {
+            "kind": "label_dangling",
+            "bundle": "bundles/prod",
+            "message": "tiny version 2 is removed, and so is label 'canary' that pointed at it: "
+            "requests for /v1/models/tiny/labels/canary will fail",
+            "blocking": True,
+        },
+        {
+            "kind": "precision_lowered",
+            "bundle": "bundles/prod",
+            "message": "label 'stable' of demo moved from version 2 (FP16) to 3 (INT8)",
+            "blocking": False,
+        },
+        {
+            "kind": "tolerance_loosened",
+            "bundle": "bundles/prod",
+            "message": "demo/trt16: the correctness check allows more: atol 0.01 -> 0.05",
+            "blocking": False,
+        },
     ]
-    assert all(w["bundle"] == "bundles/prod" for w in doc["warnings"])
 
 
 @pytest.mark.parametrize(
@@ -368,6 +383,13 @@ def test_gpu_architecture_of_locked_engines(tmp_path: Path, shared_cache: Path) 
         "toolchain.compute_capability: 7.5 -> 8.6 (+1 more)): run `tftrt-build target=prod` "
         "and commit tftrt.lock",
     ]
+    doc = json.loads(project.run("mode=diff", "diff.format=json").out)
+    assert doc["warnings"][0] == {
+        "kind": "gpu_arch_mismatch",
+        "bundle": "bundles/prod",
+        "message": warnings[0].split("bundles/prod: ", 1)[1],
+        "blocking": True,
+    }
 
 
 def test_targets_added_removed_and_moved(tmp_path: Path, shared_cache: Path) -> None:

@@ -230,7 +230,7 @@ def test_download_retries_transient_failures_and_restarts_cleanly(
 ) -> None:
     base, counts = server
     part = tmp_path / "download.part"
-    download(base + path, part, None, None)  # the defaults a user gets
+    download(base + path, part, None)  # the defaults a user gets
     # The whole body once: a restarted download never keeps the cut-off bytes before it.
     assert part.read_bytes() == BODY
     assert counts[path] == requests
@@ -254,7 +254,7 @@ def test_download_that_keeps_failing_is_one_line_and_leaves_no_file(
 ) -> None:
     base, counts = server
     with pytest.raises(SourceError) as info:
-        download(base + path, tmp_path / "x.part", None, None, QUICK)
+        download(base + path, tmp_path / "x.part", None, QUICK)
     message = str(info.value)
     assert message.startswith(f"cannot download {base}{path}") and "\n" not in message
     assert words in message, message
@@ -272,8 +272,8 @@ def test_failed_download_leaves_nothing_in_the_cache(
     assert list((tmp_path / "downloads").iterdir()) == []
 
 
-def _quick_download(url: str, part: Path, progress: object, file: str | None) -> None:
-    download(url, part, None, file, QUICK)
+def _quick_download(url: str, part: Path, progress: object) -> None:
+    download(url, part, None, QUICK)
 
 
 def _archive_source(project: Path, url: str, sha: str) -> Source:

@@ -16,11 +16,12 @@ from typing import Any
 
 from tftrt_build.build import BuildResult, run_build
 from tftrt_build.build.ui import UI
+from tftrt_build.config.commands import check_diff
 from tftrt_build.config.paths import under
 from tftrt_build.config.request import BuildRequest, Options
 from tftrt_build.config.resolve import resolve
 from tftrt_build.config.schema import Config, ExecutorConf, ExecutorKind, Mode, VerifyMode
-from tftrt_build.errors import CacheError, ConfigError, did_you_mean
+from tftrt_build.errors import CacheError
 from tftrt_build.execute.local import LocalExecutor
 from tftrt_build.execute.task import Executor
 from tftrt_build.plan import Plan, make_plan
@@ -228,23 +229,11 @@ def diff(
     (``target=``, ``model.x=``, ...): then only that target is compared.
     """
     conf = config.diff
+    check_diff(conf, chosen, options.names("target"), project)
     lock_path = under(project, config.lock)
     base = load_base(project, lock_path, conf)
     head_lock = read_lock(lock_path)
     if conf.targets:
-        if "target" in chosen:
-            raise ConfigError(
-                "diff.targets and target= both choose what to compare; give one",
-                key="diff.targets",
-            )
-        names = options.names("target")
-        for i, name in enumerate(conf.targets):
-            if name not in names:
-                raise ConfigError(
-                    f"no target option '{name}'",
-                    key=f"diff.targets[{i}]",
-                    hint=did_you_mean(name, names),
-                )
         selections = [Selection(t) for t in conf.targets]
     elif chosen or not (head_lock.bundles or base.lock.bundles):
         selections = [Selection(choices["target"], choices["model"], choices["profile"])]

@@ -573,6 +573,11 @@ TARGETS = [
         files=target_file(GOOD_TARGET.replace("bundles/mine", "/srv/bundles/x")),
     ),
     case(
+        "cache-keep-runs-zero",
+        "cache.keep_runs=0",
+        f"{CL}: cache.keep_runs: 0: keep at least 1 run folder (this run's)",
+    ),
+    case(
         # Refused when planned: the build used to run every stage, then refuse at commit.
         "bundle-dir-foreign-folder",
         "target=mine",

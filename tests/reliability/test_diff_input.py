@@ -53,6 +53,22 @@ def _broken_base(root: Path, cache: Path) -> None:
     commit(root, "fixed lock")
 
 
+def _latin1_base(root: Path, cache: Path) -> None:
+    init_repo(root)
+    shutil.copytree(REVIEW, root, dirs_exist_ok=True)
+    (root / "tftrt.lock").write_bytes(b"schema: 1\n# caf\xe9\n")
+    commit(root, "a lock that is not UTF-8")
+    git(root, "checkout", "-q", "-b", "fix")
+    (root / "tftrt.lock").unlink()
+    write_lock(root, plan_lock(root, cache, "target=prod"))
+    commit(root, "fixed lock")
+
+
+def _latin1_file(root: Path, cache: Path) -> None:
+    review_repo(root, cache)
+    (root / "old.lock").write_bytes(b"schema: 1\n# caf\xe9\n")
+
+
 def _old_schema_file(root: Path, cache: Path) -> None:
     review_repo(root, cache)
     (root / "old.lock").write_text("schema: 2\nhash: blake3\n")
@@ -121,6 +137,29 @@ CASES: list[tuple[str, Setup, tuple[str, ...], str]] = [
         (),
         "tftrt.lock at main: not valid YAML (ParserError at line 2) (restore it from version "
         "control, or delete it and run tftrt-build to write it again)",
+    ),
+    (
+        # Was an internal error (exit 3): the file was decoded before the lock's own checks.
+        "base lock file not UTF-8",
+        _latin1_file,
+        ("diff.base_lock=old.lock",),
+        "old.lock: is not UTF-8 text (byte 0xe9 on line 2) (restore it from version control, "
+        "or delete it and run tftrt-build to write it again)",
+    ),
+    (
+        "base lock at the ref not UTF-8",
+        _latin1_base,
+        (),
+        "tftrt.lock at main: is not UTF-8 text (byte 0xe9 on line 2) (restore it from version "
+        "control, or delete it and run tftrt-build to write it again)",
+    ),
+    (
+        # Was an internal error (exit 3) after all the planning: the folder could not be made.
+        "output below a file",
+        _repo,
+        ("diff.output=tftrt.lock/review.md",),
+        "command line: diff.output: 'tftrt.lock/review.md' is below 'tftrt.lock', which is a "
+        "file; name a file in a folder",
     ),
     (
         "misspelt warning",

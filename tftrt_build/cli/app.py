@@ -36,6 +36,7 @@ from omegaconf import DictConfig, OmegaConf
 from rich.markup import escape
 
 from tftrt_build.cli.console import console
+from tftrt_build.config.commands import check_cache
 from tftrt_build.config.explain import COMMAND_LINE, explain
 from tftrt_build.config.keys import check_known_keys
 from tftrt_build.config.options import (
@@ -330,12 +331,7 @@ def _console_log(verbose: bool) -> Iterator[None]:
 
 
 def _prune_runs(config: Config) -> None:
-    if config.cache.keep_runs < 1:
-        raise ConfigError(
-            f"{config.cache.keep_runs}: keep at least 1 run folder (this run's)",
-            key="cache.keep_runs",
-            file=COMMAND_LINE,
-        )
+    check_cache(config.cache)
     current = Path(HydraConfig.get().runtime.output_dir)
     runs = under(Path.cwd(), config.cache.dir) / "runs"
     for removed in prune_runs(runs, config.cache.keep_runs, current):

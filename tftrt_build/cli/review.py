@@ -23,7 +23,6 @@ from tftrt_build.config.options import PRIMARY, HydraOptions
 from tftrt_build.config.paths import relative, under
 from tftrt_build.config.request import Options
 from tftrt_build.config.schema import Config
-from tftrt_build.errors import ConfigError
 from tftrt_build.review.render import render, summary
 from tftrt_build.store.fs import atomic_write_text
 
@@ -34,9 +33,6 @@ CHOOSERS = ("target", "model", "profile")
 def diff(config: Config, options: HydraOptions, context: JobContext) -> Outcome:
     project = Path.cwd()
     output = under(project, config.diff.output) if config.diff.output else None
-    if output is not None and output.is_dir():
-        # Refused before the work, not after it.
-        raise ConfigError(f"'{config.diff.output}' is a folder; name a file", key="diff.output")
     chosen = {
         group
         for override in context.overrides

@@ -10,10 +10,21 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from collections.abc import Collection
+from pathlib import Path
 from urllib.parse import urlsplit
 
 from tftrt_build.config.explain import COMMAND_LINE
-from tftrt_build.config.schema import BenchConf, Config, DeployConf, ExecutorConf, ServerConf
+from tftrt_build.config.paths import under
+from tftrt_build.config.schema import (
+    BenchConf,
+    CacheConf,
+    Config,
+    DeployConf,
+    DiffConf,
+    ExecutorConf,
+    ServerConf,
+)
 from tftrt_build.errors import ConfigError, did_you_mean
 
 INT64_MAX = 2**63 - 1
@@ -115,8 +126,55 @@ def check_bench(conf: BenchConf) -> None:
         raise fail("processes", f"{conf.processes} is negative (0 means one per CPU core)")
 
 
+def check_cache(conf: CacheConf) -> None:
+    if conf.keep_runs < 1:
+        raise ConfigError(
+            f"{conf.keep_runs}: keep at least 1 run folder (this run's)",
+            key="cache.keep_runs",
+            file=COMMAND_LINE,
+        )
+
+
+def check_diff(
+    conf: DiffConf, chosen: Collection[str], targets: Collection[str], project: Path
+) -> None:
+    """mode=diff's own keys, before any planning: what to compare and where the diff goes.
+
+    ``chosen`` holds the groups the command line set (``target=``, ``model.x=``, ...), and
+    ``targets`` the target options there are.
+    """
+    if conf.targets and "target" in chosen:
+        raise ConfigError(
+            "diff.targets and target= both choose what to compare; give one", key="diff.targets"
+        )
+    for i, name in enumerate(conf.targets):
+        if name not in targets:
+            raise ConfigError(
+                f"no target option '{name}'",
+                key=f"diff.targets[{i}]",
+                hint=did_you_mean(name, sorted(targets)),
+            )
+    if conf.output:
+        output = under(project, conf.output)
+        if output.is_dir():
+            raise ConfigError(f"'{conf.output}' is a folder; name a file", key="diff.output")
+        for parent in output.parents:
+            if parent.exists():
+                if not parent.is_dir():
+                    raise ConfigError(
+                        f"'{conf.output}' is below '{parent.relative_to(project)}', which is "
+                        "a file; name a file in a folder"
+                        if parent.is_relative_to(project)
+                        else f"'{conf.output}' is below the file '{parent}'; name a file in a "
+                        "folder",
+                        key="diff.output",
+                    )
+                break
+
+
 def check_commands(config: Config, executor_file: str | None) -> None:
     """The executor's keys and those of tftrt-deploy, -verify and -bench."""
+    check_cache(config.cache)
     check_executor(config.executor, executor_file)
     check_server(config.server)
     check_deploy(config.deploy)

@@ -7,7 +7,8 @@ lock shares with it). Rendering returns text and refuses nothing: every check th
 target runs in ``config`` or ``plan``. ``tftrt_build.build.bundle`` is the one place that writes
 a bundle to disk.
 
-May import: ``store`` (digests), ``config``, ``errors`` (and protobuf, PyYAML, tensorflow-serving-api's protos).
+May import: ``store`` (digests), ``config``, ``errors`` (and protobuf, PyYAML,
+tensorflow-serving-api's protos).
 """
 
 from __future__ import annotations

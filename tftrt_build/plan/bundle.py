@@ -11,8 +11,7 @@ from tftrt_build.config.paths import find_file, lock_key, relative
 from tftrt_build.config.profiles import engine_batch_sizes, precision
 from tftrt_build.config.request import BuildRequest, ServedVersion
 from tftrt_build.config.schema import ConverterKind, TargetConf
-from tftrt_build.emit import render_all
-from tftrt_build.emit import manifest
+from tftrt_build.emit import manifest, render_all
 from tftrt_build.emit.manifest import file_digests
 from tftrt_build.emit.spec import Batching, BundleModel, BundleSpec, BundleVersion
 from tftrt_build.errors import ConfigError

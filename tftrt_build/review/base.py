@@ -58,7 +58,7 @@ def load_base(project: Path, lock_path: Path, conf: DiffConf) -> Base:
         shown = relative(path, project)
         if not path.is_file():
             raise ConfigError(f"file '{shown}' not found", key="diff.base_lock")
-        lock = Lock.from_yaml(path.read_text(encoding="utf-8"), shown)
+        lock = Lock.from_bytes(path.read_bytes(), shown)
         return Base(lock, shown, path=shown)
     return _from_git(project, lock_path, conf.base)
 
@@ -86,8 +86,8 @@ def _from_git(project: Path, lock_path: Path, ref: str | None) -> Base:
     blob = _try_git(project, "rev-parse", "--verify", "--quiet", f"{merge_base}:{in_repo}")
     if blob is None:
         return Base(Lock(), f"{in_repo} at {where}", chosen, merge_base, in_repo, found=False)
-    text = _git(project, "cat-file", "blob", blob, what=f"{in_repo} at {where}")
-    lock = Lock.from_yaml(text, f"{in_repo} at {chosen}")
+    data = _git_bytes(project, "cat-file", "blob", blob, what=f"{in_repo} at {where}")
+    lock = Lock.from_bytes(data, f"{in_repo} at {chosen}")
     return Base(lock, f"{in_repo} at {where}", chosen, merge_base, in_repo)
 
 
@@ -108,7 +108,11 @@ def _base_commit(project: Path, ref: str | None) -> tuple[str, str]:
 
 
 def _git(project: Path, *args: str, what: str) -> str:
-    out = _try_git(project, *args)
+    return _git_bytes(project, *args, what=what).decode("utf-8", "replace").strip()
+
+
+def _git_bytes(project: Path, *args: str, what: str) -> bytes:
+    out = _run_git(project, *args)
     if out is None:
         raise ConfigError(
             f"git cannot read {what} in {project}",
@@ -121,11 +125,16 @@ def _git(project: Path, *args: str, what: str) -> str:
 
 def _try_git(project: Path, *args: str) -> str | None:
     """git's output, or None when git fails (no repository, unknown ref, missing path)."""
+    out = _run_git(project, *args)
+    return None if out is None else out.decode("utf-8", "replace").strip()
+
+
+def _run_git(project: Path, *args: str) -> bytes | None:
+    """git's output as bytes (a blob need not be text), or None when git fails."""
     try:
         proc = subprocess.run(
             ["git", "-C", str(project), *args],
             capture_output=True,
-            text=True,
             timeout=GIT_TIMEOUT_S,
             check=False,
         )
@@ -133,6 +142,12 @@ def _try_git(project: Path, *args: str) -> str | None:
         raise ConfigError(
             "git is not installed", key="diff.base", hint="compare with diff.base_lock=<file>"
         ) from None
+    except subprocess.TimeoutExpired:
+        raise ConfigError(
+            f"git {args[0]} did not answer within {GIT_TIMEOUT_S} s in {project}",
+            key="diff.base",
+            hint="compare with diff.base_lock=<file>",
+        ) from None
     if proc.returncode != 0:
         return None
-    return proc.stdout.strip() if args[0] != "cat-file" else proc.stdout
+    return proc.stdout

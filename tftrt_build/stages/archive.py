@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from urllib.parse import urlparse
 
-from tftrt_build.errors import ConfigError, SourceError
+from tftrt_build.errors import SourceError
 from tftrt_build.store.digest import Progress
 
 
@@ -64,7 +64,6 @@ def download(
     url: str,
     part: Path,
     progress: Progress | None,
-    file: str | None,
     retries: Retries = Retries(),
 ) -> None:
     """Fetch url into part (created or truncated), or raise SourceError."""
@@ -76,10 +75,8 @@ def download(
         except OSError as exc:
             raise SourceError(io_problem(exc, f"download {url} into {part}")) from exc
         return
-    if parsed.scheme not in ("http", "https"):
-        raise ConfigError(
-            f"'{url}' is not an http, https or file URL", key="model.source.url", file=file
-        )
+    # config.checks refused every other scheme when the config was resolved.
+    assert parsed.scheme in ("http", "https"), url
     import requests
     from requests.adapters import HTTPAdapter
     from urllib3.util.retry import Retry

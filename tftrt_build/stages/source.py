@@ -215,7 +215,7 @@ class Source:
         except OSError as exc:
             raise SourceError(io_problem(exc, f"prepare the download of {src.url}")) from exc
         try:
-            download(src.url, part, progress, self.file)
+            download(src.url, part, progress)
             digest = sha256_file(part)
             self._check_pin(digest, src.url)
             final = self.downloads / digest

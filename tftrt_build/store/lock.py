@@ -60,6 +60,11 @@ class Lock:
         return cls.from_data(load_yaml(text, where), where)
 
     @classmethod
+    def from_bytes(cls, data: bytes, where: str) -> Lock:
+        """The lock in a file's bytes, which need not be UTF-8 (the error then says so)."""
+        return cls.from_yaml(decode(data, where), where)
+
+    @classmethod
     def from_data(cls, data: Any, where: str) -> Lock:
         """The lock a loaded file holds, checked whole: shape, schema and digest algorithm."""
         problem = shape_problem(data)
@@ -74,6 +79,13 @@ class Lock:
         if data.get("hash") != ALGORITHM:
             raise damaged(where, f"digests are {data.get('hash')!r}, expected {ALGORITHM}")
         return cls(dict(data.get("artifacts") or {}), dict(data.get("bundles") or {}))
+
+
+def decode(data: bytes, where: str) -> str:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise damaged(where, yaml_problem(data) or "is not UTF-8 text") from exc
 
 
 def load_yaml(text: str, where: str) -> Any:
@@ -157,11 +169,7 @@ def _parse(path: Path, data: bytes, where: str, cache_dir: Path | None) -> Lock:
     if cache_dir is not None and (kept := lockcache.recall(cache_dir, path, data)) is not None:
         # The same bytes as before: their data, checked again as a new version would.
         return Lock.from_data(kept, where)
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise damaged(where, yaml_problem(data) or "is not UTF-8 text") from exc
-    loaded = load_yaml(text, where)
+    loaded = load_yaml(decode(data, where), where)
     lock = Lock.from_data(loaded, where)
     if cache_dir is not None:
         lockcache.keep(cache_dir, path, data, loaded)
