@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, ClassVar
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import yaml
@@ -79,9 +80,10 @@ class _Notes(BaseHTTPRequestHandler):
     notes: ClassVar[list[dict[str, Any]]] = []
     calls: ClassVar[list[tuple[str, str, str]]] = []
 
-    def _answer(self, data: Any) -> None:
+    def _answer(self, data: Any, next_page: str = "") -> None:
         body = json.dumps(data).encode()
         self.send_response(200)
+        self.send_header("X-Next-Page", next_page)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
@@ -93,7 +95,10 @@ class _Notes(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         self.calls.append(("GET", self.path, self.headers["PRIVATE-TOKEN"]))
-        self._answer(self.notes)
+        query = parse_qs(urlsplit(self.path).query)
+        size, page = int(query["per_page"][0]), int(query.get("page", ["1"])[0])
+        more = len(self.notes) > page * size
+        self._answer(self.notes[(page - 1) * size : page * size], str(page + 1) if more else "")
 
     def do_POST(self) -> None:
         self.calls.append(("POST", self.path, self.headers["PRIVATE-TOKEN"]))
@@ -138,20 +143,22 @@ def test_gitlab_note_is_posted_then_updated(gitlab: str, tmp_path: Path) -> None
         "TFTRT_REVIEW_TOKEN": "secret",
     }
     notes = "/api/v4/projects/42/merge_requests/5/notes"
+    # A busy merge request: the note goes on page 2 of 100 notes a page, and is found there.
+    _Notes.notes += [{"id": 1000 + i, "body": "+1"} for i in range(99)]
+    page = f"{notes}?per_page=100&sort=asc&page="
     for body in ("<!-- tftrt-build:diff -->\nfirst\n", "<!-- tftrt-build:diff -->\nsecond\n"):
         (tmp_path / "tftrt-diff.md").write_text(body)
         result = run(sys.executable, str(script), cwd=tmp_path, env=env)
         assert result.returncode == 0, result.stderr
     assert _Notes.calls == [
-        ("GET", f"{notes}?per_page=100&sort=asc", "secret"),
+        ("GET", f"{page}1", "secret"),
         ("POST", notes, "secret"),
-        ("GET", f"{notes}?per_page=100&sort=asc", "secret"),
-        ("PUT", f"{notes}/101", "secret"),
+        ("GET", f"{page}1", "secret"),
+        ("GET", f"{page}2", "secret"),
+        ("PUT", f"{notes}/200", "secret"),
     ]
-    assert _Notes.notes == [
-        {"id": 7, "body": "LGTM"},
-        {"id": 101, "body": "<!-- tftrt-build:diff -->\nsecond\n"},
-    ]
+    assert len(_Notes.notes) == 101
+    assert _Notes.notes[-1] == {"id": 200, "body": "<!-- tftrt-build:diff -->\nsecond\n"}
 
 
 @pytest.mark.slow  # pre-commit installs its own environment
