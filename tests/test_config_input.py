@@ -166,3 +166,26 @@ def test_experiment_bundle_goes_beside_the_target_but_diff_compares_the_committe
     assert recorded.bundle_dir == committed and recorded.records
     chosen = compose_request(project.root, "target.ports.rest=9501", "target.bundle_dir=b/x")
     assert chosen.bundle_dir == project.root / "b" / "x" and not chosen.records
+
+
+@pytest.mark.slow  # two console-script runs
+def test_hydra_searchpath_reaches_the_options_a_target_lists(project: Project) -> None:
+    """An option found only on a folder the user adds to Hydra's search path is listable."""
+    extra = project.root.parent / "shared-conf"
+    (extra / "model").mkdir(parents=True)
+    (extra / "model" / "shared.yaml").write_text(
+        "name: shared\nsource: {kind: export, script: models/demo.py, "
+        "args: {image_size: 8, classes: 2}}\ninputs: [{name: image, dtype: float32, "
+        "shape: [-1, 8, 8, 3]}]\n"
+    )
+    (project.root / "conf" / "target").mkdir(parents=True)
+    (project.root / "conf" / "target" / "t.yaml").write_text(
+        "name: t\nbundle_dir: bundles/t\nmodels:\n"
+        "  - model: shared\n    versions: [{version: 1, profile: native}]\n"
+    )
+    without = project.run("mode=plan", "target=t")
+    assert without.code == 2
+    assert "target.models[0].model: no model option 'shared'" in without.error_line
+    added = project.run("mode=plan", "target=t", f"hydra.searchpath=[file://{extra}]")
+    assert added.code == 0, added.err
+    assert "shared/native" in added.out
