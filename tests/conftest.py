@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -19,6 +20,10 @@ GOLDEN = TESTS / "golden"
 REPO = TESTS.parent
 # Set by .ci/run: tests that could run here must not skip.
 IN_CI = os.environ.get("TFTRT_CI") == "1"
+# Set by .ci/run, which builds the test images while the tests that need none run: a file
+# that holds the build's exit status once it has ended.
+IMAGES_READY = os.environ.get("TFTRT_TEST_IMAGES_READY")
+IMAGES_WAIT_S = 45 * 60
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -36,7 +41,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """The README's test command stays quick: slow tests run under .ci/run, --slow or -m."""
+    """The README's test command stays quick: slow tests run under .ci/run, --slow or -m.
+
+    Files with Docker tests go last (whole files: xdist hands out a file at a time), so the
+    images .ci/run builds meanwhile are ready when they start.
+    """
+    docker_files = {item.path for item in items if "docker" in item.keywords}
+    items.sort(key=lambda item: item.path in docker_files)  # stable: otherwise as collected
     if IN_CI or config.getoption("--slow") or config.getoption("markexpr"):
         return
     skip = pytest.mark.skip(
@@ -56,6 +67,21 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  
     if IN_CI and report.skipped and "gpu" not in item.keywords and call.when != "teardown":
         report.outcome = "failed"
         report.longrepr = f"skipped in CI, where it must run: {report.longrepr}"
+
+
+def wait_for_test_images() -> None:
+    """Under .ci/run, wait until the test images it builds in the background are built."""
+    if not IMAGES_READY:
+        return
+    status = Path(IMAGES_READY)
+    deadline = time.monotonic() + IMAGES_WAIT_S
+    while not status.exists():
+        if time.monotonic() > deadline:
+            pytest.fail(f"the test images were not built within {IMAGES_WAIT_S} s")
+        time.sleep(2)
+    code = status.read_text().strip()
+    if code != "0":
+        pytest.fail(f"building the test images failed (exit {code}); its log: {status}.log")
 
 
 @pytest.fixture

@@ -26,7 +26,7 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import Project, make_project
+from conftest import Project, make_project, wait_for_test_images
 
 from tftrt_build.config.schema import ExecutorConf, ExecutorKind, GpusConf, TransferMode
 from tftrt_build.errors import CapabilityError, StageError
@@ -70,6 +70,7 @@ def client() -> Any:
         pytest.skip(found)
     from docker.errors import ImageNotFound
 
+    wait_for_test_images()
     try:
         found.images.get(IMAGE)
     except ImageNotFound:

@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 import requests
-from conftest import TESTS, Project, Result, make_project
+from conftest import TESTS, Project, Result, make_project, wait_for_test_images
 
 from tftrt_build.serve.bench import Cell, speedups
 
@@ -507,6 +507,7 @@ def docker_client() -> Any:
         pytest.skip(client)
     from docker.errors import ImageNotFound
 
+    wait_for_test_images()
     try:
         client.images.get(STAND_IN)
     except ImageNotFound:
