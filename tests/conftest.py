@@ -46,7 +46,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     Files with Docker tests go last (whole files: xdist hands out a file at a time), so the
     images .ci/run builds meanwhile are ready when they start.
     """
-    docker_files = {item.path for item in items if "docker" in item.keywords}
+    docker_files = {item.path for item in items if item.get_closest_marker("docker")}
     items.sort(key=lambda item: item.path in docker_files)  # stable: otherwise as collected
     if IN_CI or config.getoption("--slow") or config.getoption("markexpr"):
         return
