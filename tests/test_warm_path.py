@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 from conftest import Project, Result, make_project
 
+from tftrt_build.config.options import may_set_run_mode
 from tftrt_build.execute import versions
 from tftrt_build.execute.capabilities import Capabilities
 from tftrt_build.execute.local import LocalExecutor
@@ -72,6 +73,72 @@ def test_warm_path_imports_nothing_heavy(
     if not args:
         assert "hit" in result.out and "built" not in result.out  # a no-op build
     assert heavy == []
+
+
+# Runs tftrt-build's console entry point; at exit, writes how often Hydra composed the config.
+COUNTING = """
+import atexit, os, sys
+from hydra._internal.hydra import Hydra
+calls = []
+original = Hydra.compose_config
+def counted(self, *args, **kwargs):
+    calls.append(kwargs.get("run_mode"))
+    return original(self, *args, **kwargs)
+Hydra.compose_config = counted
+atexit.register(lambda: open(os.environ["COMPOSES_OUT"], "w").write(str(len(calls))))
+sys.argv = ["tftrt-build", *sys.argv[1:]]
+from tftrt_build.cli.build import main
+main()
+"""
+# A user's option that makes every run a sweep: the one way a config file sets hydra.mode.
+SWEEPING = "# @package _global_\nexecutor: {kind: local}\nhydra: {mode: MULTIRUN}\n"
+
+
+def run_counted(project: Project, tmp_path: Path, *args: str) -> tuple[Result, int]:
+    out = tmp_path / "composes"
+    env = {**os.environ, "TFTRT_CACHE_DIR": str(project.cache), "COMPOSES_OUT": str(out)}
+    proc = subprocess.run(
+        [sys.executable, "-c", COUNTING, *args],
+        cwd=project.root,
+        env={**env, "COLUMNS": "200"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    return Result(proc.returncode, proc.stdout, proc.stderr), int(out.read_text())
+
+
+@pytest.mark.slow  # three console-script runs
+def test_hydra_composes_once_unless_a_users_value_could_set_the_run_mode(tmp_path: Path) -> None:
+    project = make_project(tmp_path / "p")
+    plain, composes = run_counted(project, tmp_path, "mode=plan")
+    assert plain.code == 0, plain.err
+    assert composes == 1  # Hydra's own get_mode would compose once more
+    given, composes = run_counted(project, tmp_path, "mode=plan", "hydra.mode=RUN")
+    assert given.code == 0, given.err
+    assert composes == 2
+    # A config file that sets hydra.mode is honoured: two jobs, without -m.
+    (project.root / "conf" / "executor").mkdir(parents=True)
+    (project.root / "conf" / "executor" / "sweeping.yaml").write_text(SWEEPING)
+    swept, _ = run_counted(project, tmp_path, "mode=plan", "executor=sweeping", "profile=fp32,fp16")
+    assert swept.code == 0, swept.err
+    assert "profile=fp32" in swept.out and "profile=fp16" in swept.out
+
+
+def test_only_a_users_mention_of_hydra_can_set_the_run_mode(tmp_path: Path) -> None:
+    conf = tmp_path / "conf"
+    (conf / "model").mkdir(parents=True)
+    (conf / "model" / "mine.yaml").write_text("name: mine\n")
+    assert not may_set_run_mode(["model=mine", "profile=fp16"], [conf, tmp_path / "missing"])
+    assert may_set_run_mode(["hydra.mode=MULTIRUN"], [conf])
+    assert may_set_run_mode(["++hydra.mode=RUN"], [conf])
+    (conf / "executor").mkdir()
+    (conf / "executor" / "sweeping.yaml").write_text(SWEEPING)
+    assert may_set_run_mode([], [conf])
+    (conf / "executor" / "sweeping.yaml").unlink()
+    (conf / "hydra" / "launcher").mkdir(parents=True)
+    (conf / "hydra" / "launcher" / "mine.yaml").write_text("n_jobs: 2\n")
+    assert may_set_run_mode([], [conf])
 
 
 GPU_TARGET = """\

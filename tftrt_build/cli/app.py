@@ -42,6 +42,7 @@ from tftrt_build.config.keys import check_known_keys
 from tftrt_build.config.options import (
     HydraOptions,
     command_line_value,
+    may_set_run_mode,
     register_search_path,
     user_config_dirs,
 )
@@ -188,22 +189,53 @@ def _wants_traceback(argv: list[str]) -> bool:
     )
 
 
-def prepare(argv: list[str]) -> None:
+def prepare(argv: list[str]) -> bool:
     """What every command does before Hydra reads a config file.
 
     Registers the schemas and the project's search path (whatever the install mode), and
     refuses a config file of the user's that is unsafe to load (not UTF-8, an alias bomb, too
     deeply nested) before Hydra's loader would hang or crash on it, and a ``cache.dir`` outside
     the project before Hydra would make a run folder in it.
+
+    Returns whether Hydra must compose the config to learn ``hydra.mode`` (``_one_compose``).
     """
     register_configs()
     register_search_path()
-    check_config_dirs(user_config_dirs(argv))
+    folders = user_config_dirs(argv)
+    check_config_dirs(folders)
     # Hydra makes the run folder in cache.dir before any job starts: check it first.
     cache_dir = command_line_value(argv, "cache.dir")
     if isinstance(cache_dir, str):
         outside = command_line_value(argv, "allow_outside_project") is True
         check_cache_dir(cache_dir, Path.cwd(), COMMAND_LINE, outside)
+    return may_set_run_mode(argv, folders)
+
+
+@contextlib.contextmanager
+def _one_compose(mode_from_config: bool) -> Iterator[None]:
+    """Spare Hydra's first compose of the config when no value of the user's sets hydra.mode.
+
+    ``hydra.main`` composes the whole config once only to read ``hydra.mode`` (``get_mode``),
+    then again to run: half of a cached build's time. When that key can only be unset (see
+    ``may_set_run_mode``), the first compose would answer None, which is what this answers;
+    Hydra then takes the mode from ``-m`` as always. ``get_mode`` is Hydra's own method
+    (hydra-core 1.3, pinned); without it, Hydra composes twice as before.
+    """
+    from hydra._internal.hydra import Hydra
+
+    original = getattr(Hydra, "get_mode", None)
+    if mode_from_config or original is None:
+        yield
+        return
+
+    def unset(self: Any, config_name: str | None, overrides: list[str]) -> None:
+        return None
+
+    Hydra.get_mode = unset  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        Hydra.get_mode = original  # type: ignore[method-assign]
 
 
 class Command:
@@ -220,13 +252,13 @@ class Command:
         self._user_full_error = os.environ.get("HYDRA_FULL_ERROR")
         self._tracebacks = _wants_traceback(sys.argv[1:])
         try:
-            prepare(sys.argv[1:])
+            mode_from_config = prepare(sys.argv[1:])
             app = hydra.main(
                 version_base="1.3",
                 config_path="pkg://tftrt_build.conf",
                 config_name=self.config_name,
             )(self.task)
-            with _hydra_raises():
+            with _hydra_raises(), _one_compose(mode_from_config):
                 app()
         except KeyboardInterrupt:
             console(stderr=True).print("[red]interrupted[/red]")
