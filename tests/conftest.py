@@ -120,14 +120,21 @@ class Project:
     root: Path
     cache: Path
 
-    def run(self, *args: str, env: dict[str, str] | None = None, timeout: int = 600) -> Result:
+    def run(
+        self,
+        *args: str,
+        env: dict[str, str] | None = None,
+        timeout: int = 600,
+        prefix: tuple[str, ...] = (),
+    ) -> Result:
+        """``prefix`` runs it through another command (``ip netns exec <name>``)."""
         exe = shutil.which("tftrt-build", path=str(Path(sys.executable).parent))
         assert exe, "tftrt-build is not installed next to this Python"
         full_env = {**os.environ, "TFTRT_CACHE_DIR": str(self.cache), "COLUMNS": "200"}
         full_env.pop("HYDRA_FULL_ERROR", None)
         full_env.update(env or {})
         proc = subprocess.run(
-            [exe, *args],
+            [*prefix, exe, *args],
             cwd=self.root,
             env=full_env,
             capture_output=True,
