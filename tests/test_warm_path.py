@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from conftest import Project, Result, make_project
 
-from tftrt_build.config.options import may_set_run_mode
+from tftrt_build.config.runmode import may_set_run_mode
 from tftrt_build.execute import versions
 from tftrt_build.execute.capabilities import Capabilities
 from tftrt_build.execute.local import LocalExecutor

@@ -42,12 +42,12 @@ from tftrt_build.config.keys import check_known_keys
 from tftrt_build.config.options import (
     HydraOptions,
     command_line_value,
-    may_set_run_mode,
     register_search_path,
     user_config_dirs,
 )
 from tftrt_build.config.outputs import check_cache_dir
 from tftrt_build.config.paths import under
+from tftrt_build.config.runmode import may_set_run_mode
 from tftrt_build.config.schema import Config, register_configs
 from tftrt_build.config.yamlguard import check_config_dirs
 from tftrt_build.errors import ConfigError, TftrtError
