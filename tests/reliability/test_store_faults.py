@@ -13,6 +13,8 @@ Each case is a fault that once got through (issues 11, 13, 15). Tables, one row 
   naming the step, the path and ``[Errno 28]``, and the old pair intact.
 - ``BIND_LAYOUTS``: the bundle folder, the lock folder or the cache on a bind mount (the same
   device number, yet renames fail across it): a build commits, a kill is recovered.
+- A kill during a download: the partial file is the cache's temporary path, spared while its
+  owner lives and removed by the first build after.
 - ``TEMP_NAMES`` / ``SETTLE_STATES``: whose temporary folder the clean-up may remove, and how an
   interrupted swap is undone or finished, in process.
 
@@ -27,6 +29,7 @@ asks for; its tables share the cloned-project helpers at the top.
 from __future__ import annotations
 
 import contextlib
+import http.server
 import json
 import multiprocessing
 import os
@@ -35,6 +38,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -118,8 +122,8 @@ class Case:
             for c in _children(self.p.cache / "downloads")
             if not SHA256.fullmatch(c.name)
         ]
-        # What each folder may hold besides temporary paths.
-        kept = {root: {"tftrt.lock", "bundles"}, root / "bundles": {"demo-native"}}
+        # What each folder may hold besides temporary paths (conf/: a test's own options).
+        kept = {root: {"tftrt.lock", "bundles", "conf"}, root / "bundles": {"demo-native"}}
         kept.setdefault(self.lock.parent, set()).add("tftrt.lock")
         kept[root].add(self.lock.relative_to(root).parts[0])
         for folder, names in kept.items():
@@ -514,6 +518,81 @@ def test_kill_during_a_stage_leaves_nothing_in_tmpdir(case: Case) -> None:
     assert case.torn() == []
     again = case.run()
     assert again.code == 0, again.err
+    assert case.stray() == [] and case.torn() == []
+
+
+class Trickle(http.server.BaseHTTPRequestHandler):
+    """Promises a large archive, sends its first bytes, then holds the line until released."""
+
+    release = threading.Event()
+
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Length", str(1 << 30))
+        self.end_headers()
+        # More than one of the 1 MiB chunks the download writes at a time.
+        self.wfile.write(b"\0" * (3 << 20))
+        self.wfile.flush()
+        self.release.wait(300)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def trickle() -> Iterator[str]:
+    """The URL of an archive that never finishes downloading (a local HTTP server)."""
+    Trickle.release.clear()
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Trickle)
+    httpd.daemon_threads = True
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}/model.tar.gz"
+    finally:
+        Trickle.release.set()
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join()
+
+
+def test_kill_during_a_download_leaves_nothing_the_next_build_keeps(
+    case: Case, trickle: str
+) -> None:
+    """The partial download is an owner-named temporary path: a build that starts while the
+    download runs leaves it alone, the first build after its owner is killed removes it."""
+    models = case.p.root / "conf" / "model"
+    models.mkdir(parents=True)
+    (models / "far.yaml").write_text(
+        "name: far\n"
+        f"source: {{kind: archive, url: '{trickle}', sha256: '{'ab' * 32}'}}\n"
+        "inputs: [{name: image, dtype: float32, shape: [-1, 64, 64, 3]}]\n"
+        "outputs: [probabilities]\n"
+    )
+    env = {**os.environ, **case.env, "TFTRT_CACHE_DIR": str(case.p.cache)}
+    proc = subprocess.Popen(
+        [tftrt_build(), "model=far"],
+        cwd=case.p.root,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not [p for p in case.p.cache.rglob("*.part") if p.stat().st_size]:
+            assert proc.poll() is None and time.monotonic() < deadline
+            time.sleep(0.05)
+        (part,) = case.p.cache.rglob("*.part")
+        during = case.run()
+        assert during.code == 0, during.err
+        assert part.exists() and proc.poll() is None, "a live download's file is left alone"
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    after = case.run()
+    assert after.code == 0, after.err
+    assert list(case.p.cache.rglob("*.part")) == []
     assert case.stray() == [] and case.torn() == []
 
 
