@@ -11,6 +11,10 @@ Each case is a fault that once got through (issues 11, 13, 15). Tables, one row 
   or the new one, as the point decides) and nothing temporary is left.
 - ``FAULT_STEPS``: a write failing with ENOSPC at each step (``TFTRT_FAIL_AT``): one error line
   naming the step, the path and ``[Errno 28]``, and the old pair intact.
+- ``BIND_LAYOUTS``: the bundle folder, the lock folder or the cache on a bind mount (the same
+  device number, yet renames fail across it): a build commits, a kill is recovered.
+- A kill during a download: the partial file is the cache's temporary path, spared while its
+  owner lives and removed by the first build after.
 - ``TEMP_NAMES`` / ``SETTLE_STATES``: whose temporary folder the clean-up may remove, and how an
   interrupted swap is undone or finished, in process.
 
@@ -25,13 +29,16 @@ asks for; its tables share the cloned-project helpers at the top.
 from __future__ import annotations
 
 import contextlib
+import http.server
 import json
 import multiprocessing
 import os
+import re
 import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -46,7 +53,7 @@ from tftrt_build.store import commit as commit_mod
 from tftrt_build.store.cache import Store
 from tftrt_build.store.digest import StatCache
 from tftrt_build.store.fs import exchange
-from tftrt_build.store.tmp import Owner, Scratch, process_start
+from tftrt_build.store.tmp import PROBE, SIDE_TMP, Owner, Scratch, process_start
 
 pytestmark = pytest.mark.slow
 
@@ -55,6 +62,8 @@ BUNDLE = "bundles/demo-native"
 # Recorded (record=true): without it the build would be an experiment, writing neither.
 NEW_PAIR = ["target.ports.rest=9501", "record=true"]
 REPEAT = int(os.environ.get("TFTRT_STRESS_REPEAT", "2"))
+# The name of a download kept in the cache: its sha256.
+SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 # -- helpers -----------------------------------------------------------------------------------
@@ -66,6 +75,12 @@ class Case:
 
     p: Project
     tmpdir: Path
+    # The lock file, relative to the project (``lock=`` when it is not the default).
+    lock_rel: str = "tftrt.lock"
+
+    @property
+    def lock(self) -> Path:
+        return self.p.root / self.lock_rel
 
     @property
     def env(self) -> dict[str, str]:
@@ -84,7 +99,7 @@ class Case:
             on_disk = json.loads((self.bundle / "bundle.json").read_text())["key"]
         except (OSError, ValueError):
             on_disk = None
-        lock = yaml.safe_load(self.p.lock.read_text()) if self.p.lock.exists() else {}
+        lock = yaml.safe_load(self.lock.read_text()) if self.lock.exists() else {}
         return on_disk, ((lock.get("bundles") or {}).get(BUNDLE) or {}).get("key")
 
     def torn(self) -> list[str]:
@@ -97,19 +112,37 @@ class Case:
         ]
 
     def stray(self) -> list[str]:
-        """Temporary paths left anywhere: cache tmp/, the project, bundles/, TMPDIR."""
+        """Temporary paths left anywhere: the cache's tmp/ and downloads/, the project, bundles/,
+        the lock's folder, the ``.tftrt-tmp/`` beside them (which may keep its ``.gitignore``)
+        and TMPDIR."""
+        root = self.p.root
         found = [f"tmp/{c.name}" for c in _children(self.p.cache / "tmp")]
-        found += [c.name for c in _children(self.p.root) if c.name not in ("tftrt.lock", "bundles")]
         found += [
-            f"bundles/{c.name}"
-            for c in _children(self.p.root / "bundles")
-            if c.name not in ("demo-native", ".tftrt-tmp")
+            f"downloads/{c.name}"
+            for c in _children(self.p.cache / "downloads")
+            if not SHA256.fullmatch(c.name)
         ]
+        # What each folder may hold besides temporary paths (conf/: a test's own options).
+        kept = {root: {"tftrt.lock", "bundles", "conf"}, root / "bundles": {"demo-native"}}
+        kept.setdefault(self.lock.parent, set()).add("tftrt.lock")
+        kept[root].add(self.lock.relative_to(root).parts[0])
+        for folder, names in kept.items():
+            rel = folder.relative_to(root).as_posix()
+            prefix = "" if rel == "." else f"{rel}/"
+            for c in _children(folder):
+                if c.name == SIDE_TMP:
+                    found += [
+                        f"{prefix}{SIDE_TMP}/{s.name}"
+                        for s in _children(c)
+                        if s.name != ".gitignore"
+                    ]
+                elif c.name not in names:
+                    found.append(prefix + c.name)
         found += [f"TMPDIR/{c.name}" for c in _children(self.tmpdir)]
-        return found
+        return sorted(found)
 
     def entry_of(self, stage: str) -> Path:
-        key = yaml.safe_load(self.p.lock.read_text())["artifacts"]["demo/native"][stage]["key"]
+        key = yaml.safe_load(self.lock.read_text())["artifacts"]["demo/native"][stage]["key"]
         return self.p.cache / "objects" / key[:2] / key
 
 
@@ -488,6 +521,81 @@ def test_kill_during_a_stage_leaves_nothing_in_tmpdir(case: Case) -> None:
     assert case.stray() == [] and case.torn() == []
 
 
+class Trickle(http.server.BaseHTTPRequestHandler):
+    """Promises a large archive, sends its first bytes, then holds the line until released."""
+
+    release = threading.Event()
+
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Length", str(1 << 30))
+        self.end_headers()
+        # More than one of the 1 MiB chunks the download writes at a time.
+        self.wfile.write(b"\0" * (3 << 20))
+        self.wfile.flush()
+        self.release.wait(300)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def trickle() -> Iterator[str]:
+    """The URL of an archive that never finishes downloading (a local HTTP server)."""
+    Trickle.release.clear()
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Trickle)
+    httpd.daemon_threads = True
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}/model.tar.gz"
+    finally:
+        Trickle.release.set()
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join()
+
+
+def test_kill_during_a_download_leaves_nothing_the_next_build_keeps(
+    case: Case, trickle: str
+) -> None:
+    """The partial download is an owner-named temporary path: a build that starts while the
+    download runs leaves it alone, the first build after its owner is killed removes it."""
+    models = case.p.root / "conf" / "model"
+    models.mkdir(parents=True)
+    (models / "far.yaml").write_text(
+        "name: far\n"
+        f"source: {{kind: archive, url: '{trickle}', sha256: '{'ab' * 32}'}}\n"
+        "inputs: [{name: image, dtype: float32, shape: [-1, 64, 64, 3]}]\n"
+        "outputs: [probabilities]\n"
+    )
+    env = {**os.environ, **case.env, "TFTRT_CACHE_DIR": str(case.p.cache)}
+    proc = subprocess.Popen(
+        [tftrt_build(), "model=far"],
+        cwd=case.p.root,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not [p for p in case.p.cache.rglob("*.part") if p.stat().st_size]:
+            assert proc.poll() is None and time.monotonic() < deadline
+            time.sleep(0.05)
+        (part,) = case.p.cache.rglob("*.part")
+        during = case.run()
+        assert during.code == 0, during.err
+        assert part.exists() and proc.poll() is None, "a live download's file is left alone"
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    after = case.run()
+    assert after.code == 0, after.err
+    assert list(case.p.cache.rglob("*.part")) == []
+    assert case.stray() == [] and case.torn() == []
+
+
 # -- a failing write at each step ----------------------------------------------------------------
 
 
@@ -611,6 +719,76 @@ def test_read_only_lock_folder_keeps_the_old_pair(case: Case) -> None:
         assert on_disk == lock["bundles"][BUNDLE]["key"] == old_key
 
 
+# -- bind mounts: the same device, another mount ------------------------------------------------
+
+
+@contextlib.contextmanager
+def bind(source: Path, target: Path) -> Iterator[bool]:
+    """Bind-mount ``source`` at ``target``; yields False where mounting is refused."""
+    target.mkdir(parents=True, exist_ok=True)
+    proc = subprocess.run(
+        ["mount", "--bind", str(source), str(target)], capture_output=True, text=True
+    )
+    if proc.returncode != 0:
+        yield False
+        return
+    try:
+        yield True
+    finally:
+        if subprocess.run(["umount", str(target)], check=False).returncode != 0:
+            subprocess.run(["umount", "-l", str(target)], check=False)
+
+
+def _bind_bundles(c: Case, elsewhere: Path) -> tuple[Path, list[str]]:
+    shutil.move(str(c.p.root / "bundles"), elsewhere)
+    return c.p.root / "bundles", []
+
+
+def _bind_lock_folder(c: Case, elsewhere: Path) -> tuple[Path, list[str]]:
+    elsewhere.mkdir()
+    shutil.move(str(c.lock), elsewhere / "tftrt.lock")
+    c.lock_rel = "locked/tftrt.lock"
+    return c.p.root / "locked", ["lock=locked/tftrt.lock"]
+
+
+def _bind_cache(c: Case, elsewhere: Path) -> tuple[Path, list[str]]:
+    shutil.move(str(c.p.cache), elsewhere)
+    return c.p.cache, []
+
+
+# Folders a build renames into, each seen through a bind mount of a folder on the same file
+# system (as the auditor reproduced). A layout moves the folder's content elsewhere and returns
+# the mount point and the arguments that make the build use it.
+BIND_LAYOUTS = [
+    pytest.param(_bind_bundles, id="bundles-folder"),
+    pytest.param(_bind_lock_folder, id="lock-folder"),
+    pytest.param(_bind_cache, id="cache-dir"),
+]
+
+
+@pytest.mark.parametrize("layout", BIND_LAYOUTS)
+def test_bind_mounted_destination(
+    case: Case, layout: Callable[[Case, Path], tuple[Path, list[str]]]
+) -> None:
+    """A bind mount has the device number of its source, yet a rename across it fails (EXDEV):
+    temporary paths are placed by trying the rename, not by comparing ``st_dev``."""
+    old_key = case.keys()[0]
+    elsewhere = case.p.root.parent / "elsewhere"
+    mount_point, args = layout(case, elsewhere)
+    with bind(elsewhere, mount_point) as mounted:
+        if not mounted:
+            pytest.skip("mount --bind is refused here (CI runs the suite as root, where it runs)")
+        assert os.stat(mount_point).st_dev == os.stat(case.p.root.parent).st_dev
+        # A kill once the bundle is swapped: the next run puts the pair back and cleans up.
+        run_until(case, "bundle-swapped", *NEW_PAIR, *args)
+        assert case.bundle.is_dir()
+        result = case.run(*NEW_PAIR, *args)
+        assert result.code == 0, result.err
+        on_disk, in_lock = case.keys()
+        assert on_disk == in_lock and on_disk != old_key
+        assert case.torn() == [] and case.stray() == []
+
+
 # -- temporary paths: whose may be removed -------------------------------------------------------
 
 
@@ -651,6 +829,26 @@ def test_clean_up_removes_only_what_the_dead_left(
     os.utime(folder, (past, past))
     assert store.clean_tmp() == ([folder] if removed else [])
     assert folder.exists() is not removed
+
+
+@pytest.mark.parametrize(
+    ("owner", "removed"),
+    [
+        pytest.param(lambda: me, False, id="this-live-process"),
+        pytest.param(lambda: Owner(me.host, _dead_pid(), 1), True, id="dead-process"),
+    ],
+)
+def test_clean_up_removes_a_rename_probe_a_kill_left_in_a_destination(
+    tmp_path: Path, owner: Callable[[], Owner], removed: bool
+) -> None:
+    """The probe that tells whether renames reach a folder sits there for an instant."""
+    store = Store(tmp_path / "cache", StatCache(None))
+    bundles = tmp_path / "bundles"
+    bundles.mkdir()
+    probe = bundles / f"{PROBE}.{owner().tag()}.0123456789ab"
+    probe.touch()
+    assert store.clean_tmp([bundles]) == ([probe] if removed else [])
+    assert probe.exists() is not removed
 
 
 def test_own_names_carry_host_pid_and_start_time(tmp_path: Path) -> None:

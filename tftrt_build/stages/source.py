@@ -7,7 +7,8 @@ What enters the staging folder holds folders and regular files only (``execute.t
 link in an archive or a local folder is resolved to a copy of its target when that is a file
 of the SavedModel folder kept, else refused naming it. A downloaded archive is kept under its
 sha256 in ``downloads/`` and hashed again every time it is used, so a replaced file is
-downloaded afresh rather than served under the pin.
+downloaded afresh rather than served under the pin. It is fetched into an owner-named
+temporary path of the cache (``store.tmp``) and renamed into ``downloads/`` once it matches.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from tftrt_build.execute.trees import copy_plain, make_plain, plain_copy_plan
 from tftrt_build.stages.archive import Limits, download, extract, io_problem
 from tftrt_build.stages.signature import check_signature
 from tftrt_build.store.digest import Progress, StatCache, hash_file, hash_tree, sha256_file
+from tftrt_build.store.tmp import Scratch
 
 log = logging.getLogger(__name__)
 
@@ -210,8 +212,10 @@ class Source:
             cached.unlink()
         try:
             self.downloads.mkdir(parents=True, exist_ok=True)
-            with tempfile.NamedTemporaryFile(dir=self.downloads, suffix=".part", delete=False) as f:
-                part = Path(f.name)
+            # An owner-named temporary path of the cache (downloads/ is in it): a kill leaves it
+            # for the next build's clean-up, which spares it while its download runs.
+            scratch = Scratch(self.downloads.parent)
+            part = scratch.path("download", near=self.downloads, suffix=".part")
         except OSError as exc:
             raise SourceError(io_problem(exc, f"prepare the download of {src.url}")) from exc
         try:

@@ -5,8 +5,11 @@ deleted, a stage's task folder, a bundle and lock being committed, the stat cach
 is named ``<kind>.<host>.<pid>.<start>.<random>`` by ``Scratch.path``: the owner's host, its
 process id and the process's start time (so a recycled pid is not mistaken for the owner),
 and a random part (so one process's paths never collide). They live in ``<cache>/tmp/``; only
-a destination on another file system (a rename cannot cross one) gets its temporary paths in
-``.tftrt-tmp/`` beside it, which holds a ``.gitignore`` of ``*``.
+a destination that a rename from there cannot reach gets its temporary paths in ``.tftrt-tmp/``
+beside it, which holds a ``.gitignore`` of ``*``. Which destinations those are is found by
+trying the rename (once per folder and process): a rename cannot cross mounts, and a bind mount
+has the device number of its source, so comparing ``st_dev`` says "same" where the final
+rename would fail with EXDEV.
 
 ``Scratch.clean`` runs when a build starts: it removes what processes that are gone left
 behind, and never touches a path of a process that is still alive. A commit that a kill
@@ -17,6 +20,7 @@ make a pair.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import re
 import shutil
@@ -30,9 +34,11 @@ from pathlib import Path
 
 from tftrt_build.store.fs import process_alive
 
-# The folder of temporary paths inside the cache, and beside a destination on another device.
+# The folder of temporary paths inside the cache, and beside a destination on another mount.
 CACHE_TMP = "tmp"
 SIDE_TMP = ".tftrt-tmp"
+# A file moved from the cache's tmp/ into a destination folder to learn whether renames reach it.
+PROBE = ".tftrt-probe"
 # A folder of another host cannot be checked for liveness: removed only when this old.
 FOREIGN_MAX_AGE_S = 7 * 24 * 3600
 _NAME = re.compile(
@@ -40,6 +46,9 @@ _NAME = re.compile(
 )
 # Names of releases before owner-named paths: <key16>.<pid>.<hex8> and trash.<key16>.<hex8>.
 _LEGACY = re.compile(r"^[0-9a-f]{16}\.(?P<pid>\d+)\.[0-9a-f]{8}$")
+# Whether a rename from a cache's tmp/ reaches a folder, found once per process:
+# (tmp folder, folder, the folder's device and inode, so a mount made later is asked again).
+_REACHES: dict[tuple[str, str, int, int], bool] = {}
 
 
 def _host() -> str:
@@ -103,7 +112,7 @@ class Scratch:
         if near is None:
             return self.root
         near.mkdir(parents=True, exist_ok=True)
-        if os.stat(near).st_dev == os.stat(self.root).st_dev:
+        if self._reaches(near):
             return self.root
         side = near / SIDE_TMP
         side.mkdir(exist_ok=True)
@@ -112,6 +121,32 @@ class Scratch:
         if not ignore.is_file() or ignore.read_text() != "*\n":
             ignore.write_text("*\n")
         return side
+
+    def _reaches(self, near: Path) -> bool:
+        st = os.stat(near)
+        key = (str(self.root.absolute()), str(near.absolute()), st.st_dev, st.st_ino)
+        if key not in _REACHES:
+            _REACHES[key] = self._probe(near)
+        return _REACHES[key]
+
+    def _probe(self, near: Path) -> bool:
+        """Try the rename a commit makes: a file from tmp/ into ``near`` (then removed).
+
+        Only EXDEV says "no": another error (a read-only folder) is left for the write itself
+        to report, naming its step. A kill in between leaves the probe in ``near``, named for
+        its owner, for ``clean`` to remove.
+        """
+        name = f"{PROBE}.{self.owner.tag()}.{uuid.uuid4().hex[:12]}"
+        here, there = self.root / name, near / name
+        here.touch(exist_ok=False)
+        try:
+            os.rename(here, there)
+        except OSError as exc:
+            return exc.errno != errno.EXDEV
+        finally:
+            here.unlink(missing_ok=True)
+        there.unlink(missing_ok=True)
+        return True
 
     def path(self, kind: str, near: Path | None = None, suffix: str = "") -> Path:
         """A fresh, owner-named path (not created) for a temporary file or folder."""
@@ -138,6 +173,13 @@ class Scratch:
             for child in sorted(place.iterdir())
             if child.name != ".gitignore" and _abandoned(child)
         ]
+        dead += [
+            probe
+            for near in nears
+            if near.is_dir()
+            for probe in sorted(near.glob(f"{PROBE}.*"))
+            if _abandoned(probe)
+        ]
         for child in dead:
             if child.name.startswith("commit."):
                 recover(child)
@@ -150,7 +192,8 @@ class Scratch:
 
 
 def _abandoned(path: Path) -> bool:
-    owner = owner_of(path.name)
+    # A probe is hidden in the user's folder: its owner-named part follows the dot.
+    owner = owner_of(path.name[1:] if path.name.startswith(f"{PROBE}.") else path.name)
     if owner is not None:
         if owner.host != _host():
             return _age(path) > FOREIGN_MAX_AGE_S
