@@ -928,7 +928,16 @@ LOCKS = [
     ),
     case("lock-deep", "", "tftrt.lock: nests deeper than 64 levels", files=lock(DEEP_FLOW)),
     case(
-        "lock-is-folder", "", "tftrt.lock: is a folder, not a file", files={"tftrt.lock/keep": "x"}
+        "lock-is-folder",
+        "",
+        f"{CL}: lock: 'tftrt.lock' is a folder; a lock is a file",
+        files={"tftrt.lock/keep": "x"},
+    ),
+    case(
+        "lock-option-is-folder",
+        "lock=adir",
+        f"{CL}: lock: 'adir' is a folder; a lock is a file",
+        files={"adir/keep": "x"},
     ),
     case(
         "lock-elsewhere-bad",
