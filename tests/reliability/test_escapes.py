@@ -13,6 +13,7 @@ folder, the Docker executor's download) are below the table.
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import io
 import os
@@ -215,6 +216,52 @@ def member_bomb(tmp: Path, host: Host) -> Path:
     return tmp / "a.tar.gz"
 
 
+def _gz_tar(path: Path, entries: list[tuple[tarfile.TarInfo, bytes | None]]) -> Path:
+    """A .tar.gz of these headers and members, block by block, in order: tarfile's writer
+    would not write a metadata header (pax, GNU long name) on its own."""
+    with gzip.open(path, "wb") as out:
+        for info, data in entries:
+            info.size = len(data or b"")
+            out.write(info.tobuf(format=tarfile.USTAR_FORMAT))
+            out.write((data or b"") + bytes(-info.size % tarfile.BLOCKSIZE))
+        out.write(bytes(2 * tarfile.BLOCKSIZE))
+    return path
+
+
+def _header(kind: bytes, body: bytes) -> tuple[tarfile.TarInfo, bytes]:
+    """A metadata header: tarfile reads it whole into memory before the member it describes."""
+    info = tarfile.TarInfo("././@LongLink" if kind == tarfile.GNUTYPE_LONGNAME else "pax")
+    info.type = kind
+    return info, body
+
+
+def _pax(size: int) -> bytes:
+    """A pax header body: one record of about ``size`` bytes."""
+    record = b"comment=" + b"a" * size + b"\n"
+    length = len(record) + 1
+    while len(f"{length} ".encode() + record) != length:
+        length = len(f"{length} ".encode() + record)
+    return f"{length} ".encode() + record
+
+
+# 32 MiB of one repeated byte compress to about 32 kB.
+def pax_header_bomb(tmp: Path, host: Host) -> Path:
+    return _gz_tar(tmp / "a.tar.gz", [_header(tarfile.XHDTYPE, _pax(32 << 20)), *_model()])
+
+
+def long_name_bomb(tmp: Path, host: Host) -> Path:
+    body = b"n" * (32 << 20) + b"\0"
+    return _gz_tar(tmp / "a.tar.gz", [_header(tarfile.GNUTYPE_LONGNAME, body), *_model()])
+
+
+def many_pax_headers(tmp: Path, host: Host) -> Path:
+    # Each header under the size cap, 40 MiB of them in all: more than the limit allows for
+    # the headers of 10000 members, though the members' data is a few bytes.
+    members = [*_model(), *(_file(f"{MODEL}/x{i}", b"") for i in range(38))]
+    entries = [e for m in members for e in (_header(tarfile.XHDTYPE, _pax(1_000_000)), m)]
+    return _gz_tar(tmp / "a.tar.gz", entries)
+
+
 def truncated(tmp: Path, host: Host) -> Path:
     _tar(tmp / "whole.tar.gz", [*_model(), _file(f"{MODEL}/variables/r", os.urandom(200_000))])
     data = (tmp / "whole.tar.gz").read_bytes()
@@ -268,6 +315,9 @@ REFUSED: list[tuple[str, Make, list[str]]] = [
     ("tar bomb", tar_bomb, ["a.tar.gz unpacks to more than", "model.source.max_unpacked_ratio"]),
     ("zip bomb", zip_bomb, ["a.zip unpacks to more than", "model.source.max_unpacked_ratio"]),
     ("member-count bomb", member_bomb, ["a.tar.gz holds more than 50 members", "max_members"]),
+    ("pax-header bomb", pax_header_bomb, ["a.tar.gz", "header of more than", "nothing was kept"]),
+    ("GNU long-name bomb", long_name_bomb, ["a.tar.gz", "header of more than"]),
+    ("many pax headers", many_pax_headers, ["a.tar.gz unpacks to more than", "plus headers"]),
     ("truncated .tar.gz", truncated, ["cannot unpack", "a.tar.gz", "truncated or damaged"]),
     ("random bytes", random_bytes, ["cannot unpack", "a.tar.gz", "not a tar", "or zip archive"]),
     ("empty file", empty_file, ["cannot unpack", "a.tar.gz", "not a tar"]),
@@ -316,6 +366,26 @@ def test_archive_is_refused_in_one_line_and_nothing_is_kept(
     # Nothing kept: the staging folder is empty and the unpack folder is gone.
     assert list(dest.iterdir()) == []
     assert [p.name for p in dest.parent.iterdir()] == ["data"]
+
+
+def test_pax_headers_of_a_real_size_are_read(tmp_path: Path) -> None:
+    """The header limits leave real pax headers alone: long names and attributes on every
+    member of an archive with many small members."""
+    long = "/".join(["d" * 60] * 4)
+    members = [
+        *_model(f"{long}/m"),
+        *(_file(f"{long}/m/assets/{'a' * 120}{i}", b"") for i in range(300)),
+    ]
+    with tarfile.open(tmp_path / "a.tar.gz", "w:gz", format=tarfile.PAX_FORMAT) as tar:
+        for info, data in members:
+            info.size = len(data or b"")
+            info.pax_headers = {"comment": "c" * 2000, "mtime": "1700000000.123456789"}
+            tar.addfile(info, io.BytesIO(data or b""))
+    source = _source(tmp_path, tmp_path / "a.tar.gz")
+    dest = _staging(tmp_path)
+    source._unpack(source.fetch(), dest)
+    assert (dest / "saved_model.pb").read_bytes() == b"pb"
+    assert len(list((dest / "assets").iterdir())) == 300
 
 
 # Links that resolve to a file of the SavedModel folder become plain copies of it.
