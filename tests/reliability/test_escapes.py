@@ -8,7 +8,8 @@ Archives are also held to a size and a member-count limit, and a damaged archive
 Each case of ``ARCHIVES`` builds an archive in ``tmp_path`` and unpacks it as the source stage
 does (``Source._unpack``), in-process: no TensorFlow is needed to refuse, and nothing outside
 ``tmp_path`` is touched. The cases that need the whole build (the escape as reported, a local
-folder, the Docker executor's download) are below the table.
+folder, the Docker executor's download) are below the table, and last the stage process,
+which must not import a module of the project folder it is started from.
 """
 
 from __future__ import annotations
@@ -16,8 +17,11 @@ from __future__ import annotations
 import gzip
 import hashlib
 import io
+import json
 import os
 import stat
+import subprocess
+import sys
 import tarfile
 import zipfile
 from collections.abc import Callable
@@ -31,6 +35,7 @@ from conftest import Project, make_project
 from tftrt_build.config.schema import ModelConf, SourceConf, SourceKind
 from tftrt_build.errors import SourceError
 from tftrt_build.execute.local import LocalExecutor
+from tftrt_build.execute.task import python_command, runner_env, stage_command
 from tftrt_build.execute.trees import copy_plain, make_plain
 from tftrt_build.stages.source import Source
 from tftrt_build.store.digest import StatCache
@@ -531,3 +536,34 @@ def test_reported_escape_through_the_cli_changes_nothing_outside(
     assert "outside the folder kept" in result.error_line
     host.untouched()
     assert p.leftovers() == []
+
+
+# A module of the user's project named like one the stage imports: it must never run there.
+SHADOW = "import pathlib\npathlib.Path({marker!r}).write_text('imported')\nraise SystemExit(99)\n"
+
+
+@pytest.mark.parametrize("command", ["stage", "python"])
+def test_stage_process_never_imports_from_the_project_folder(tmp_path: Path, command: str) -> None:
+    """The stage process is started from the project folder, which holds a json.py: the
+    runner (which imports json first thing) must get the standard library's."""
+    project, marker = tmp_path / "project", tmp_path / "json-was-imported"
+    project.mkdir()
+    (project / "json.py").write_text(SHADOW.format(marker=str(marker)))
+    result = tmp_path / "result.json"
+    task = tmp_path / "task.json"
+    # An operation the runner does not know: it reads the task, fails and records why.
+    task.write_text(json.dumps({"op": "nope", "params": {}, "result": str(result)}))
+    if command == "stage":
+        cmd = stage_command(sys.executable, str(task))
+    else:
+        cmd = python_command(sys.executable, "import json; print(json.loads('[7]'))")
+    ran = subprocess.run(
+        cmd, cwd=project, env=runner_env(), capture_output=True, text=True, timeout=120
+    )
+    assert not marker.exists(), ran.stdout + ran.stderr
+    if command == "stage":
+        # The runner ran to its end, with the real json module.
+        assert ran.returncode == 1, ran.stdout + ran.stderr
+        assert '"KeyError"' in result.read_text()
+    else:
+        assert ran.returncode == 0 and ran.stdout == "[7]\n", ran.stdout + ran.stderr
