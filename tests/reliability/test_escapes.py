@@ -8,15 +8,20 @@ Archives are also held to a size and a member-count limit, and a damaged archive
 Each case of ``ARCHIVES`` builds an archive in ``tmp_path`` and unpacks it as the source stage
 does (``Source._unpack``), in-process: no TensorFlow is needed to refuse, and nothing outside
 ``tmp_path`` is touched. The cases that need the whole build (the escape as reported, a local
-folder, the Docker executor's download) are below the table.
+folder, the Docker executor's download) are below the table, and last the stage process,
+which must not import a module of the project folder it is started from.
 """
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import io
+import json
 import os
 import stat
+import subprocess
+import sys
 import tarfile
 import zipfile
 from collections.abc import Callable
@@ -30,6 +35,7 @@ from conftest import Project, make_project
 from tftrt_build.config.schema import ModelConf, SourceConf, SourceKind
 from tftrt_build.errors import SourceError
 from tftrt_build.execute.local import LocalExecutor
+from tftrt_build.execute.task import python_command, runner_env, stage_command
 from tftrt_build.execute.trees import copy_plain, make_plain
 from tftrt_build.stages.source import Source
 from tftrt_build.store.digest import StatCache
@@ -215,6 +221,52 @@ def member_bomb(tmp: Path, host: Host) -> Path:
     return tmp / "a.tar.gz"
 
 
+def _gz_tar(path: Path, entries: list[tuple[tarfile.TarInfo, bytes | None]]) -> Path:
+    """A .tar.gz of these headers and members, block by block, in order: tarfile's writer
+    would not write a metadata header (pax, GNU long name) on its own."""
+    with gzip.open(path, "wb") as out:
+        for info, data in entries:
+            info.size = len(data or b"")
+            out.write(info.tobuf(format=tarfile.USTAR_FORMAT))
+            out.write((data or b"") + bytes(-info.size % tarfile.BLOCKSIZE))
+        out.write(bytes(2 * tarfile.BLOCKSIZE))
+    return path
+
+
+def _header(kind: bytes, body: bytes) -> tuple[tarfile.TarInfo, bytes]:
+    """A metadata header: tarfile reads it whole into memory before the member it describes."""
+    info = tarfile.TarInfo("././@LongLink" if kind == tarfile.GNUTYPE_LONGNAME else "pax")
+    info.type = kind
+    return info, body
+
+
+def _pax(size: int) -> bytes:
+    """A pax header body: one record of about ``size`` bytes."""
+    record = b"comment=" + b"a" * size + b"\n"
+    length = len(record) + 1
+    while len(f"{length} ".encode() + record) != length:
+        length = len(f"{length} ".encode() + record)
+    return f"{length} ".encode() + record
+
+
+# 32 MiB of one repeated byte compress to about 32 kB.
+def pax_header_bomb(tmp: Path, host: Host) -> Path:
+    return _gz_tar(tmp / "a.tar.gz", [_header(tarfile.XHDTYPE, _pax(32 << 20)), *_model()])
+
+
+def long_name_bomb(tmp: Path, host: Host) -> Path:
+    body = b"n" * (32 << 20) + b"\0"
+    return _gz_tar(tmp / "a.tar.gz", [_header(tarfile.GNUTYPE_LONGNAME, body), *_model()])
+
+
+def many_pax_headers(tmp: Path, host: Host) -> Path:
+    # Each header under the size cap, 40 MiB of them in all: more than the limit allows for
+    # the headers of 10000 members, though the members' data is a few bytes.
+    members = [*_model(), *(_file(f"{MODEL}/x{i}", b"") for i in range(38))]
+    entries = [e for m in members for e in (_header(tarfile.XHDTYPE, _pax(1_000_000)), m)]
+    return _gz_tar(tmp / "a.tar.gz", entries)
+
+
 def truncated(tmp: Path, host: Host) -> Path:
     _tar(tmp / "whole.tar.gz", [*_model(), _file(f"{MODEL}/variables/r", os.urandom(200_000))])
     data = (tmp / "whole.tar.gz").read_bytes()
@@ -268,6 +320,9 @@ REFUSED: list[tuple[str, Make, list[str]]] = [
     ("tar bomb", tar_bomb, ["a.tar.gz unpacks to more than", "model.source.max_unpacked_ratio"]),
     ("zip bomb", zip_bomb, ["a.zip unpacks to more than", "model.source.max_unpacked_ratio"]),
     ("member-count bomb", member_bomb, ["a.tar.gz holds more than 50 members", "max_members"]),
+    ("pax-header bomb", pax_header_bomb, ["a.tar.gz", "header of more than", "nothing was kept"]),
+    ("GNU long-name bomb", long_name_bomb, ["a.tar.gz", "header of more than"]),
+    ("many pax headers", many_pax_headers, ["a.tar.gz unpacks to more than", "plus headers"]),
     ("truncated .tar.gz", truncated, ["cannot unpack", "a.tar.gz", "truncated or damaged"]),
     ("random bytes", random_bytes, ["cannot unpack", "a.tar.gz", "not a tar", "or zip archive"]),
     ("empty file", empty_file, ["cannot unpack", "a.tar.gz", "not a tar"]),
@@ -316,6 +371,26 @@ def test_archive_is_refused_in_one_line_and_nothing_is_kept(
     # Nothing kept: the staging folder is empty and the unpack folder is gone.
     assert list(dest.iterdir()) == []
     assert [p.name for p in dest.parent.iterdir()] == ["data"]
+
+
+def test_pax_headers_of_a_real_size_are_read(tmp_path: Path) -> None:
+    """The header limits leave real pax headers alone: long names and attributes on every
+    member of an archive with many small members."""
+    long = "/".join(["d" * 60] * 4)
+    members = [
+        *_model(f"{long}/m"),
+        *(_file(f"{long}/m/assets/{'a' * 120}{i}", b"") for i in range(300)),
+    ]
+    with tarfile.open(tmp_path / "a.tar.gz", "w:gz", format=tarfile.PAX_FORMAT) as tar:
+        for info, data in members:
+            info.size = len(data or b"")
+            info.pax_headers = {"comment": "c" * 2000, "mtime": "1700000000.123456789"}
+            tar.addfile(info, io.BytesIO(data or b""))
+    source = _source(tmp_path, tmp_path / "a.tar.gz")
+    dest = _staging(tmp_path)
+    source._unpack(source.fetch(), dest)
+    assert (dest / "saved_model.pb").read_bytes() == b"pb"
+    assert len(list((dest / "assets").iterdir())) == 300
 
 
 # Links that resolve to a file of the SavedModel folder become plain copies of it.
@@ -461,3 +536,34 @@ def test_reported_escape_through_the_cli_changes_nothing_outside(
     assert "outside the folder kept" in result.error_line
     host.untouched()
     assert p.leftovers() == []
+
+
+# A module of the user's project named like one the stage imports: it must never run there.
+SHADOW = "import pathlib\npathlib.Path({marker!r}).write_text('imported')\nraise SystemExit(99)\n"
+
+
+@pytest.mark.parametrize("command", ["stage", "python"])
+def test_stage_process_never_imports_from_the_project_folder(tmp_path: Path, command: str) -> None:
+    """The stage process is started from the project folder, which holds a json.py: the
+    runner (which imports json first thing) must get the standard library's."""
+    project, marker = tmp_path / "project", tmp_path / "json-was-imported"
+    project.mkdir()
+    (project / "json.py").write_text(SHADOW.format(marker=str(marker)))
+    result = tmp_path / "result.json"
+    task = tmp_path / "task.json"
+    # An operation the runner does not know: it reads the task, fails and records why.
+    task.write_text(json.dumps({"op": "nope", "params": {}, "result": str(result)}))
+    if command == "stage":
+        cmd = stage_command(sys.executable, str(task))
+    else:
+        cmd = python_command(sys.executable, "import json; print(json.loads('[7]'))")
+    ran = subprocess.run(
+        cmd, cwd=project, env=runner_env(), capture_output=True, text=True, timeout=120
+    )
+    assert not marker.exists(), ran.stdout + ran.stderr
+    if command == "stage":
+        # The runner ran to its end, with the real json module.
+        assert ran.returncode == 1, ran.stdout + ran.stderr
+        assert '"KeyError"' in result.read_text()
+    else:
+        assert ran.returncode == 0 and ran.stdout == "[7]\n", ran.stdout + ran.stderr

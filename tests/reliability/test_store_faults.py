@@ -419,7 +419,7 @@ def test_lock_path_that_is_a_folder(case: Case) -> None:
     (case.p.root / "adir").mkdir()
     result = case.run("lock=adir")
     assert result.code == 2
-    assert result.error_line.startswith("adir: is a folder, not a file")
+    assert result.error_line.startswith("command line: lock: 'adir' is a folder; a lock is a file")
     assert list((case.p.root / "adir").iterdir()) == []
     assert case.stray() == ["adir"]
 

@@ -36,6 +36,7 @@ from omegaconf import DictConfig, OmegaConf
 from rich.markup import escape
 
 from tftrt_build.cli.console import console
+from tftrt_build.config.choices import check_choices
 from tftrt_build.config.commands import check_cache
 from tftrt_build.config.explain import COMMAND_LINE, explain
 from tftrt_build.config.keys import check_known_keys
@@ -193,14 +194,17 @@ def prepare(argv: list[str]) -> bool:
     """What every command does before Hydra reads a config file.
 
     Registers the schemas and the project's search path (whatever the install mode), and
-    refuses a config file of the user's that is unsafe to load (not UTF-8, an alias bomb, too
-    deeply nested) before Hydra's loader would hang or crash on it, and a ``cache.dir`` outside
-    the project before Hydra would make a run folder in it.
+    refuses a group choice that is a path, not an option name (``model=../x``), and a config
+    file of the user's that is unsafe to load (not UTF-8, an alias bomb, too deeply nested),
+    before Hydra's loader would hang or crash on it, and a ``cache.dir`` outside the project
+    before Hydra would make a run folder in it.
 
     Returns whether Hydra must compose the config to learn ``hydra.mode`` (``_one_compose``).
     """
     register_configs()
     register_search_path()
+    # A choice such as model=../x would load a file outside every folder checked next.
+    check_choices(argv)
     folders = user_config_dirs(argv)
     check_config_dirs(folders)
     # Hydra makes the run folder in cache.dir before any job starts: check it first.

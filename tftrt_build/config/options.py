@@ -64,23 +64,29 @@ def user_config_dirs(argv: Sequence[str]) -> list[Path]:
     own options are trusted.
     """
     found = [project_conf_dir()]
+    for text in search_path_entries(argv):
+        if "://" not in text or text.startswith("file://"):
+            found.append(Path(text.removeprefix("file://")))
+    return [path.absolute() for path in found]
+
+
+def search_path_entries(argv: Sequence[str]) -> list[str]:
+    """The config sources the command line adds: ``--config-dir`` and ``hydra.searchpath``."""
+    found: list[str] = []
     args = list(argv)
     for i, arg in enumerate(args):
         if arg in ("--config-dir", "-cd") and i + 1 < len(args):
-            found.append(Path(args[i + 1]))
+            found.append(args[i + 1])
         elif arg.startswith("--config-dir="):
-            found.append(Path(arg.split("=", 1)[1]))
+            found.append(arg.split("=", 1)[1])
         elif arg.lstrip("+").startswith("hydra.searchpath="):
             try:
                 parsed = OverridesParser.create().parse_overrides([arg])[0].value()
             except OverrideParseException:
                 continue  # Hydra reports the syntax error itself
             entries = parsed if isinstance(parsed, list) else [parsed]
-            for entry in entries:
-                text = str(entry)
-                if "://" not in text or text.startswith("file://"):
-                    found.append(Path(text.removeprefix("file://")))
-    return [path.absolute() for path in found]
+            found.extend(str(entry) for entry in entries)
+    return found
 
 
 def command_line_value(argv: Sequence[str], key: str) -> Any:

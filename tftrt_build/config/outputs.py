@@ -43,6 +43,19 @@ def check_cache_dir(value: str, project: Path, file: str | None, allow_outside: 
     return check_output(value, project, "cache.dir", file, allow_outside or value == from_env)
 
 
+def check_lock(value: str, project: Path, file: str | None, allow_outside: bool) -> Path:
+    """The lock file: an output path that must not be a folder (it is replaced by a rename)."""
+    path = check_output(value, project, "lock", file, allow_outside)
+    if path.is_dir():
+        raise ConfigError(
+            f"'{value}' is a folder; a lock is a file",
+            key="lock",
+            file=file,
+            hint="set lock=<a file path>, or move the folder out of the way",
+        )
+    return path
+
+
 def check_bundle_dir(
     value: str, project: Path, cache: Path, file: str | None, allow_outside: bool, set_here: bool
 ) -> Path:

@@ -18,6 +18,7 @@ from tftrt_build.config.names import LABEL, LABEL_RULE
 from tftrt_build.config.outputs import (
     check_bundle_dir,
     check_cache_dir,
+    check_lock,
     check_output,
     check_remote,
 )
@@ -80,7 +81,7 @@ def resolve(cfg: Config, choices: dict[str, str], options: Options, project: Pat
     redirect = cfg.mode is not Mode.diff and not options.on_command_line("target.bundle_dir")
     if experiment and not cfg.record and redirect:
         bundle_dir = experiment_dir(bundle_dir, experiment)
-    lock_path = check_output(cfg.lock, project, "lock", COMMAND_LINE, outside)
+    lock_path = check_lock(cfg.lock, project, COMMAND_LINE, outside)
     check_output(cfg.bench.output_dir, project, "bench.output_dir", COMMAND_LINE, outside)
     return BuildRequest(
         project=project,

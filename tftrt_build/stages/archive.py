@@ -7,8 +7,9 @@ used (the sha256 pin is checked afterwards anyway).
 
 Unpacking refuses what the archive could do to the machine: members outside the unpack
 folder (tar's ``data`` filter, and the same rules for zip), special files, more members or
-more bytes than the limits allow (a bomb), and a damaged or foreign file, each as one line
-naming the archive. Links are never written while files are: symbolic and hard links (and zip
+more bytes than the limits allow (a bomb; for a tar, metadata headers count too, and none may
+be larger than ``tarstream.MAX_HEADER``), and a damaged or foreign file, each as one line naming the
+archive. Links are never written while files are: symbolic and hard links (and zip
 members marked as symbolic links) are made last, as symbolic links checked to stay inside the
 unpack folder, and ``execute.trees.make_plain`` then resolves them within the SavedModel
 folder that is kept, or refuses them.
@@ -16,6 +17,7 @@ folder that is kept, or refuses them.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import lzma
 import os
@@ -31,6 +33,7 @@ from pathlib import Path, PurePosixPath
 from urllib.parse import urlparse
 
 from tftrt_build.errors import SourceError
+from tftrt_build.stages.tarstream import open_tar
 from tftrt_build.store.digest import Progress
 
 
@@ -153,7 +156,8 @@ def extract(archive: Path, root: Path, label: str, limits: Limits) -> None:
 def _extract_tar(archive: Path, root: Path, label: str, limits: Limits) -> list[tuple[str, str]]:
     links: list[tuple[str, str]] = []
     total = 0
-    with tarfile.open(archive) as tar:
+    with contextlib.ExitStack() as stack:
+        tar = open_tar(archive, label, limits.max_bytes, limits.max_members, stack)
         # Member by member: a bomb of tiny members stops at the limit, not after listing all.
         for count, member in enumerate(tar, start=1):
             if count > limits.max_members:
