@@ -1,8 +1,10 @@
 """The local executor: tasks run in a child Python process on this machine.
 
-The child runs in its own process group, with the working directory off its ``sys.path``
-(``task.stage_command``). A stage that outlives ``executor.timeout_s`` is stopped with its
-whole group (SIGTERM, then SIGKILL) and reported with its last lines; nothing is cached.
+The child is forked from the build's TensorFlow worker (``execute.worker``, ``executor.worker``
+fork, the default on Linux) or started fresh (``process``); either way it runs in its own
+process group, with the working directory off its ``sys.path`` (``task.stage_command``). A
+stage that outlives ``executor.timeout_s`` is stopped with its whole group (SIGTERM, then
+SIGKILL) and reported with its last lines; nothing is cached.
 """
 
 from __future__ import annotations
@@ -19,10 +21,11 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import IO, Any, Protocol
 
+from tftrt_build.config.schema import WorkerMode
 from tftrt_build.errors import CapabilityError, StageError
 from tftrt_build.execute.capabilities import Capabilities
 from tftrt_build.execute.gpus import gpu_slot, host_scope, pool_devices, visible_devices
@@ -41,6 +44,7 @@ from tftrt_build.execute.task import (
 )
 from tftrt_build.execute.trees import plain_output
 from tftrt_build.execute.versions import installed_versions
+from tftrt_build.execute.worker import forks, workers
 from tftrt_build.store.digest import digest_json
 from tftrt_build.store.fs import atomic_write_text
 from tftrt_build.store.tmp import task_dir
@@ -66,6 +70,7 @@ class LocalExecutor:
         timeout_s: float = DEFAULT_TIMEOUT_S,
         log_dir: Path | None = None,
         gpu_pool: object = None,
+        worker: WorkerMode = WorkerMode.auto,
     ) -> None:
         self.python = python or sys.executable
         # Probe results are kept here, keyed by what could change them.
@@ -76,6 +81,8 @@ class LocalExecutor:
         self.log_dir = log_dir
         # executor.gpu_pool: each stage sees one GPU of it, held while it runs (execute.gpus).
         self.gpu_pool = gpu_pool
+        # executor.worker: stages forked from one TensorFlow import per build, or fresh.
+        self.forks = forks(worker)
         self._stages = 0
 
     def identity(self) -> dict[str, str]:
@@ -164,7 +171,8 @@ class LocalExecutor:
             task_file.write_text(json.dumps(spec))
             cmd = stage_command(self.python, str(task_file))
             started = time.monotonic()
-            log.info("%s: %s (task %s)", title, " ".join(cmd), json.dumps(spec))
+            how = "forked by the TensorFlow worker" if self.forks else " ".join(cmd)
+            log.info("%s: %s (task %s)", title, how, json.dumps(spec))
 
             def keep(line: str) -> None:
                 stage_log.write(line)
@@ -176,7 +184,10 @@ class LocalExecutor:
                     if device is not None:
                         env["CUDA_VISIBLE_DEVICES"] = visible_devices(device)
                         log.info("%s: on GPU %s of executor.gpu_pool", title, device)
-                    tail, finished = stream(cmd, env, keep, self.timeout_s)
+                    if self.forks:
+                        tail, finished = self._fork(str(task_file), env, keep)
+                    else:
+                        tail, finished = stream(cmd, env, keep, self.timeout_s)
             finally:
                 stage_log.close()
             log.info("%s: ended after %.1f s", title, time.monotonic() - started)
@@ -194,6 +205,16 @@ class LocalExecutor:
         if task.output is not None:
             plain_output(task.output, title)
         return result
+
+    def _fork(self, task_file: str, env: dict[str, str], keep: LogSink) -> tuple[list[str], bool]:
+        """Run the task in a child of a worker started with this environment."""
+        with workers.lease(self.python, env) as zygote:
+            task = zygote.submit(task_file)
+            tail, finished = follow(task, lambda: task.stop(_GRACE_S), keep, self.timeout_s)
+        if task.note:  # the worker died under the task: say so below its last lines
+            keep(task.note)
+            tail.append(task.note)
+        return tail, finished
 
     @contextlib.contextmanager
     def _gpu(self, task: Task, sink: LogSink) -> Iterator[str | None]:
@@ -216,12 +237,23 @@ class LocalExecutor:
             yield device
 
 
+class Running(Protocol):
+    """A started stage: a Popen, or a task forked by a worker (``worker.ForkedTask``)."""
+
+    @property
+    def stdout(self) -> IO[str] | None: ...
+
+    @property
+    def returncode(self) -> int | None: ...
+
+    def wait(self, timeout: float | None = None) -> int: ...
+
+
 def stream(
     cmd: list[str], env: dict[str, str], log: LogSink, timeout_s: float | None = None
 ) -> tuple[list[str], bool]:
     """Run a command, pass each output line to log; return the last lines and whether it
     ended by itself (False: it ran past timeout_s and its process group was stopped)."""
-    tail: collections.deque[str] = collections.deque(maxlen=TAIL_LINES)
     try:
         proc = subprocess.Popen(
             cmd,
@@ -235,6 +267,15 @@ def stream(
         )
     except OSError as exc:
         raise CapabilityError(f"cannot start {cmd[0]}: {exc}") from exc
+    return follow(proc, lambda: _stop(proc), log, timeout_s)
+
+
+def follow(
+    proc: Running, stop: Callable[[], None], log: LogSink, timeout_s: float | None = None
+) -> tuple[list[str], bool]:
+    """Pass each output line of a started stage to log until it ends or runs past timeout_s
+    (then ``stop`` it); return its last lines and whether it ended by itself."""
+    tail: collections.deque[str] = collections.deque(maxlen=TAIL_LINES)
     # Lines are read by a thread, so a stage that prints nothing cannot outwait the deadline.
     lines: queue.Queue[str | None] = queue.Queue()
 
@@ -267,13 +308,13 @@ def stream(
             proc.wait()
     except BaseException:
         # Ctrl-C or any failure here: stop the whole child process group, then re-raise.
-        _stop(proc)
+        stop()
         raise
     if not finished:
-        _stop(proc)
+        stop()
         reader.join(timeout=_GRACE_S)
         return list(tail), False
-    if proc.returncode < 0:
+    if proc.returncode is not None and proc.returncode < 0:
         tail.append(f"(killed by signal {signal.Signals(-proc.returncode).name})")
     return list(tail), True
 
