@@ -210,11 +210,10 @@ class LocalExecutor:
         """Run the task in a child of a worker started with this environment."""
         with workers.lease(self.python, env) as zygote:
             task = zygote.submit(task_file)
-            tail, finished = follow(task, lambda: task.stop(_GRACE_S), keep, self.timeout_s)
-        if task.note:  # the worker died under the task: say so below its last lines
-            keep(task.note)
-            tail.append(task.note)
-        return tail, finished
+            # A task whose worker died under it says so, not just "killed by signal SIGKILL".
+            return follow(
+                task, lambda: task.stop(_GRACE_S), keep, self.timeout_s, lambda: task.note
+            )
 
     @contextlib.contextmanager
     def _gpu(self, task: Task, sink: LogSink) -> Iterator[str | None]:
@@ -271,10 +270,15 @@ def stream(
 
 
 def follow(
-    proc: Running, stop: Callable[[], None], log: LogSink, timeout_s: float | None = None
+    proc: Running,
+    stop: Callable[[], None],
+    log: LogSink,
+    timeout_s: float | None = None,
+    fate: Callable[[], str] | None = None,
 ) -> tuple[list[str], bool]:
     """Pass each output line of a started stage to log until it ends or runs past timeout_s
-    (then ``stop`` it); return its last lines and whether it ended by itself."""
+    (then ``stop`` it); return its last lines and whether it ended by itself. A stage killed
+    by a signal gets a last line saying so: ``fate``'s, when it has one to say."""
     tail: collections.deque[str] = collections.deque(maxlen=TAIL_LINES)
     # Lines are read by a thread, so a stage that prints nothing cannot outwait the deadline.
     lines: queue.Queue[str | None] = queue.Queue()
@@ -315,7 +319,8 @@ def follow(
         reader.join(timeout=_GRACE_S)
         return list(tail), False
     if proc.returncode is not None and proc.returncode < 0:
-        tail.append(f"(killed by signal {signal.Signals(-proc.returncode).name})")
+        said = fate() if fate is not None else ""
+        tail.append(said or f"(killed by signal {signal.Signals(-proc.returncode).name})")
     return list(tail), True
 
 
