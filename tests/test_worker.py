@@ -26,7 +26,7 @@ from tftrt_build.config.schema import ExecutorConf, WorkerMode
 from tftrt_build.errors import ConfigError
 from tftrt_build.execute.local import LocalExecutor
 from tftrt_build.execute.task import Task, TaskFailed
-from tftrt_build.execute.worker import Zygote, forks, workers
+from tftrt_build.execute.worker import Workers, Zygote, forks, workers
 from tftrt_build.store.digest import hash_tree
 
 MODEL = {
@@ -69,6 +69,42 @@ def test_fork_is_refused_where_it_is_not_safe(monkeypatch: pytest.MonkeyPatch) -
         "darwin (executor.worker=auto or process)"
     )
     check_executor(ExecutorConf(worker=WorkerMode.auto), None)  # auto: process there
+
+
+def test_one_worker_per_interpreter_and_environment() -> None:
+    """A task whose environment differs (another GPU of executor.gpu_pool) gets a worker
+    started with it; a busy worker gets a sibling. Nothing is started until a task comes."""
+    pool = Workers()
+    gpu0 = {"CUDA_VISIBLE_DEVICES": "0"}
+    with pool.lease("python", gpu0) as first:
+        assert first.env == gpu0 and first.proc is None
+        with pool.lease("python", gpu0) as busy:  # a second job of the sweep, at once
+            assert busy is not first
+        with pool.lease("python", {"CUDA_VISIBLE_DEVICES": "1"}) as other:
+            assert other is not first and other.env == {"CUDA_VISIBLE_DEVICES": "1"}
+        with pool.lease("/other/python", gpu0) as other:
+            assert other is not first and other.python == "/other/python"
+    with pool.lease("python", {"CUDA_VISIBLE_DEVICES": "0"}) as again:
+        assert again is first
+    assert len(pool.all()) == 4
+
+
+def test_a_forked_child_leaves_its_parents_workers_alone() -> None:
+    """A launcher that forks jobs: the job neither uses nor closes the parent's workers."""
+    mark = uuid.uuid4().hex
+    with workers.lease("python", {"TFTRT_TEST_WORKER": mark}):
+        pass
+    assert _zygotes(mark)
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.write(write, str(len(_zygotes(mark))).encode())
+        os._exit(0)
+    os.close(write)
+    os.waitpid(pid, 0)
+    with os.fdopen(read) as seen:
+        assert seen.read() == "0"
+    assert _zygotes(mark)
 
 
 # -- the real worker ---------------------------------------------------------------------------

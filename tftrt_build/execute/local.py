@@ -9,28 +9,24 @@ SIGKILL) and reported with its last lines; nothing is cached.
 
 from __future__ import annotations
 
-import collections
 import contextlib
 import functools
 import json
 import logging
 import os
-import queue
-import signal
 import subprocess
 import sys
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Any, Protocol
+from typing import Any
 
 from tftrt_build.config.schema import WorkerMode
 from tftrt_build.errors import CapabilityError, StageError
 from tftrt_build.execute.capabilities import Capabilities
+from tftrt_build.execute.follow import GRACE_S, follow, stream
 from tftrt_build.execute.gpus import gpu_slot, host_scope, pool_devices, visible_devices
 from tftrt_build.execute.task import (
-    TAIL_LINES,
     LogSink,
     StageLog,
     Task,
@@ -54,8 +50,6 @@ log = logging.getLogger(__name__)
 PROBE_ENV = ("LD_LIBRARY_PATH", "CUDA_VISIBLE_DEVICES", "NVIDIA_VISIBLE_DEVICES")
 # The schema's default for executor.timeout_s.
 DEFAULT_TIMEOUT_S = 3600
-# How long a stopped stage gets between SIGTERM and SIGKILL.
-_GRACE_S = 10
 
 
 class LocalExecutor:
@@ -211,9 +205,7 @@ class LocalExecutor:
         with workers.lease(self.python, env) as zygote:
             task = zygote.submit(task_file)
             # A task whose worker died under it says so, not just "killed by signal SIGKILL".
-            return follow(
-                task, lambda: task.stop(_GRACE_S), keep, self.timeout_s, lambda: task.note
-            )
+            return follow(task, lambda: task.stop(GRACE_S), keep, self.timeout_s, lambda: task.note)
 
     @contextlib.contextmanager
     def _gpu(self, task: Task, sink: LogSink) -> Iterator[str | None]:
@@ -234,106 +226,3 @@ class LocalExecutor:
 
         with gpu_slot(self.cache_dir, host_scope(), devices, waiting) as device:
             yield device
-
-
-class Running(Protocol):
-    """A started stage: a Popen, or a task forked by a worker (``worker.ForkedTask``)."""
-
-    @property
-    def stdout(self) -> IO[str] | None: ...
-
-    @property
-    def returncode(self) -> int | None: ...
-
-    def wait(self, timeout: float | None = None) -> int: ...
-
-
-def stream(
-    cmd: list[str], env: dict[str, str], log: LogSink, timeout_s: float | None = None
-) -> tuple[list[str], bool]:
-    """Run a command, pass each output line to log; return the last lines and whether it
-    ended by itself (False: it ran past timeout_s and its process group was stopped)."""
-    try:
-        proc = subprocess.Popen(
-            cmd,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            env=env,
-            text=True,
-            errors="replace",
-            start_new_session=True,
-        )
-    except OSError as exc:
-        raise CapabilityError(f"cannot start {cmd[0]}: {exc}") from exc
-    return follow(proc, lambda: _stop(proc), log, timeout_s)
-
-
-def follow(
-    proc: Running,
-    stop: Callable[[], None],
-    log: LogSink,
-    timeout_s: float | None = None,
-    fate: Callable[[], str] | None = None,
-) -> tuple[list[str], bool]:
-    """Pass each output line of a started stage to log until it ends or runs past timeout_s
-    (then ``stop`` it); return its last lines and whether it ended by itself. A stage killed
-    by a signal gets a last line saying so: ``fate``'s, when it has one to say."""
-    tail: collections.deque[str] = collections.deque(maxlen=TAIL_LINES)
-    # Lines are read by a thread, so a stage that prints nothing cannot outwait the deadline.
-    lines: queue.Queue[str | None] = queue.Queue()
-
-    def read() -> None:
-        assert proc.stdout is not None
-        with proc.stdout:
-            for line in proc.stdout:
-                lines.put(line.rstrip())
-        lines.put(None)
-
-    reader = threading.Thread(target=read, name="stage-log", daemon=True)
-    reader.start()
-    deadline = None if timeout_s is None else time.monotonic() + timeout_s
-    finished = True
-    try:
-        while True:
-            wait = None if deadline is None else deadline - time.monotonic()
-            if wait is not None and wait <= 0:
-                finished = False
-                break
-            try:
-                line = lines.get(timeout=wait)
-            except queue.Empty:
-                continue
-            if line is None:
-                break
-            tail.append(line)
-            log(line)
-        if finished:
-            proc.wait()
-    except BaseException:
-        # Ctrl-C or any failure here: stop the whole child process group, then re-raise.
-        stop()
-        raise
-    if not finished:
-        stop()
-        reader.join(timeout=_GRACE_S)
-        return list(tail), False
-    if proc.returncode is not None and proc.returncode < 0:
-        said = fate() if fate is not None else ""
-        tail.append(said or f"(killed by signal {signal.Signals(-proc.returncode).name})")
-    return list(tail), True
-
-
-def _stop(proc: subprocess.Popen[str]) -> None:
-    """SIGTERM to the child's process group, SIGKILL after a grace period.
-
-    The group gets the SIGKILL even when its leader went at SIGTERM: a grandchild that
-    ignores SIGTERM must not run on.
-    """
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGTERM)
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        proc.wait(timeout=_GRACE_S)
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()

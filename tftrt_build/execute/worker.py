@@ -18,7 +18,9 @@ runs takes the task with it (the task dies with its worker), and that stage fail
 stage process died" and the worker's fate in its last lines: it is not retried, since what
 killed the worker may be the task itself, and a retry would double the cost of a stage that
 kills its worker each time. Workers end with tftrt-build: closed at exit, and killed by the
-kernel if tftrt-build dies first (``runner.die_with_parent``).
+kernel if tftrt-build dies first (``runner.die_with_parent``). The kernel ties that to the
+thread that started the worker: one started by a thread that has ended is found dead and
+started again.
 """
 
 from __future__ import annotations
@@ -110,7 +112,8 @@ class Zygote:
         assert self.control is not None and self.proc is not None
         read, write = os.pipe()
         try:
-            message = json.dumps({"task": task_file}).encode()
+            # The task runs where a stage process would: in tftrt-build's working directory now.
+            message = json.dumps({"task": task_file, "cwd": os.getcwd()}).encode()
             try:
                 socket.send_fds(self.control, [message], [write])
             except OSError:
@@ -149,7 +152,7 @@ class Zygote:
 
 
 class ForkedTask:
-    """One task in a forked child of a worker, with what ``local.follow`` needs of a Popen."""
+    """One task in a forked child of a worker, with what ``follow.follow`` needs of a Popen."""
 
     def __init__(self, zygote: Zygote, stdout: IO[str]) -> None:
         self.zygote = zygote
@@ -239,6 +242,12 @@ class Workers:
         finally:
             free.busy.release()
 
+    def forget(self) -> None:
+        """In a child forked from this process (a launcher's job): the workers are the
+        parent's, not to be used or closed here."""
+        self._lock = threading.Lock()
+        self._pool = {}
+
     def all(self) -> list[Zygote]:
         with self._lock:
             return [z for zygotes in self._pool.values() for z in zygotes]
@@ -270,3 +279,4 @@ def _kill_group(pid: int, sig: signal.Signals) -> None:
 # The workers of this process: one TensorFlow import per build (and per sweep run in-process).
 workers = Workers()
 atexit.register(workers.close)
+os.register_at_fork(after_in_child=workers.forget)

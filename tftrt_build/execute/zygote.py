@@ -75,7 +75,7 @@ def serve(control: socket.socket) -> int:
             return 1
         pid = os.fork()
         if pid == 0:
-            _child(control, fds[0], Path(request["task"]), me)
+            _child(control, fds[0], request, me)
         os.close(fds[0])
         with contextlib.suppress(OSError):
             control.send(json.dumps({"pid": pid}).encode())
@@ -87,20 +87,21 @@ def serve(control: socket.socket) -> int:
             return 0  # tftrt-build went away while the task ran
 
 
-def _child(control: socket.socket, log_fd: int, task_file: Path, worker: int) -> None:
+def _child(control: socket.socket, log_fd: int, request: dict[str, str], worker: int) -> None:
     """The forked task: never returns into the worker's loop."""
     code = 1
     try:
         control.close()
         os.setsid()
         die_with_parent(worker)
+        os.chdir(request["cwd"])
         devnull = os.open(os.devnull, os.O_RDONLY)
         os.dup2(devnull, 0)
         os.close(devnull)
         os.dup2(log_fd, 1)
         os.dup2(log_fd, 2)
         os.close(log_fd)
-        code = run_task(task_file)
+        code = run_task(Path(request["task"]))
     except BaseException:  # whatever happens, the child must not return
         with contextlib.suppress(BaseException):
             traceback.print_exc()
