@@ -21,6 +21,7 @@ forking: TensorFlow's thread pools do not survive a fork.
 from __future__ import annotations
 
 import contextlib
+import gc
 import importlib
 import json
 import os
@@ -117,6 +118,9 @@ def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     control = socket.socket(fileno=int(args[0]))
     preload()
+    # What is imported stays put: the collector of a child does not walk (and so copy) the
+    # worker's objects, which makes each task cheaper (CPython's advice for fork servers).
+    gc.freeze()
     with control:
         return serve(control)
 
