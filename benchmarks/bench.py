@@ -1,6 +1,7 @@
 """Measure tftrt-build's speed goals against their anchors, in one run, as ratios.
 
     python benchmarks/bench.py [--samples N] [--quick] [--workdir DIR] [--no-cold] [--hashing]
+                               [--only-cold]
 
 Every figure is the CPU time (user + system, the whole process tree) of one fresh process,
 median of N samples. The warm measurements and their anchors are interleaved (A/B/C...,
@@ -23,7 +24,9 @@ Measured (in a temporary folder with its own caches; --workdir keeps and reuses 
   keys) x 1, 1, 4 and 16 native profiles (which share a model's convert key, as native
   profiles do: the SavedModel is served as it is);
 - cold builds of 1 and 2 demo-sized export models (fresh cache each sample): the difference is
-  the per-model marginal cost.
+  the per-model marginal cost; with stages forked from one TensorFlow worker
+  (``executor.worker=fork``) and, in the same rounds, with a fresh process per stage
+  (``executor.worker=process``, what every build did before the worker).
 
 Writes benchmarks/results.json and benchmarks/scaling.png (check time against artifacts).
 
@@ -224,12 +227,38 @@ def cold_project(root: Path, models: int) -> Path:
     return project
 
 
-def cold_build(project: Path) -> float:
+def cold_build(project: Path, worker: str) -> float:
     """A build from nothing: fresh cache, no lock, no bundle."""
     for leftover in (project / ".cache", project / "bundles"):
         shutil.rmtree(leftover, ignore_errors=True)
     (project / "tftrt.lock").unlink(missing_ok=True)
-    return cpu_run([EXE, "target=cold"], project, {"TFTRT_CACHE_DIR": str(project / ".cache")})
+    argv = [EXE, "target=cold", f"executor.worker={worker}"]
+    return cpu_run(argv, project, {"TFTRT_CACHE_DIR": str(project / ".cache")})
+
+
+def cold_builds(root: Path, samples: int) -> tuple[dict[str, object], dict[str, float]]:
+    """Cold builds of 1 and 2 models, both worker modes, and the bare save, interleaved."""
+    one, two = cold_project(root, 1), cold_project(root, 2)
+    runs: dict[str, list[float]] = {}
+    bare = []
+    for r in range(samples):
+        for worker in ("fork", "process") if r % 2 == 0 else ("process", "fork"):
+            runs.setdefault(f"{worker}_one_model_s", []).append(cold_build(one, worker))
+            runs.setdefault(f"{worker}_two_models_s", []).append(cold_build(two, worker))
+        bare.append(bare_save())
+        print(f"  cold round {r + 1}/{samples}", file=sys.stderr)
+    cold: dict[str, object] = {**runs, "bare_save_s": bare}
+    ratios = {}
+    for worker in ("fork", "process"):
+        marginal = statistics.median(runs[f"{worker}_two_models_s"]) - statistics.median(
+            runs[f"{worker}_one_model_s"]
+        )
+        cold[f"{worker}_marginal_per_model_s"] = marginal
+        label = "worker=fork" if worker == "fork" else "worker=process (before)"
+        ratios[f"cold, {label}: per-model marginal / bare tf.saved_model.save (goal <= 1.3)"] = (
+            marginal / statistics.median(bare)
+        )
+    return cold, ratios
 
 
 BARE_SAVE = """
@@ -367,6 +396,7 @@ def main() -> None:
     parser.add_argument("--workdir", type=Path, help="keep projects here, reuse them next run")
     parser.add_argument("--dvc", help="the dvc executable for the dvc status anchor")
     parser.add_argument("--no-cold", action="store_true", help="skip the cold builds")
+    parser.add_argument("--only-cold", action="store_true", help="only the cold builds")
     parser.add_argument("--hashing", action="store_true", help="also the ResNet50 hashing figures")
     parser.add_argument("--out", type=Path, default=HERE / "results.json")
     parser.add_argument(
@@ -410,6 +440,14 @@ def goal_ratios(m: dict[str, float], prefix: str, dvc: bool) -> dict[str, float]
 
 
 def run_all(root: Path, args: argparse.Namespace) -> dict[str, object]:
+    if args.only_cold:
+        print(f"cold builds only, {args.cold_samples} samples each", file=sys.stderr)
+        cold, ratios = cold_builds(root, args.cold_samples)
+        return {
+            "machine": machine(),
+            "ratios": {k: round(v, 3) for k, v in ratios.items()},
+            "cold": cold,
+        }
     print("setting up projects (the first build of each is not measured)", file=sys.stderr)
     default = default_project(root)
     denv = {"TFTRT_CACHE_DIR": str(default / ".cache")}
@@ -455,22 +493,8 @@ def run_all(root: Path, args: argparse.Namespace) -> dict[str, object]:
     cold: dict[str, object] = {"skipped": "--no-cold"}
     if not args.no_cold:
         print(f"cold builds, {args.cold_samples} samples each", file=sys.stderr)
-        one, two = cold_project(root, 1), cold_project(root, 2)
-        ones, twos, bare = [], [], []
-        for _ in range(args.cold_samples):
-            ones.append(cold_build(one))
-            twos.append(cold_build(two))
-            bare.append(bare_save())
-        marginal = statistics.median(twos) - statistics.median(ones)
-        cold = {
-            "one_model_s": ones,
-            "two_models_s": twos,
-            "bare_save_s": bare,
-            "marginal_per_model_s": marginal,
-        }
-        ratios["cold: per-model marginal / bare tf.saved_model.save (goal <= 1.3)"] = (
-            marginal / statistics.median(bare)
-        )
+        cold, cold_ratios = cold_builds(root, args.cold_samples)
+        ratios.update(cold_ratios)
 
     figure = plot(
         {n: m[f"check_{n}"] for n in SIZES},

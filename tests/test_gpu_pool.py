@@ -15,7 +15,7 @@ import pytest
 from filelock import FileLock, Timeout
 
 from tftrt_build.config.applies import check_gpu_pool
-from tftrt_build.config.schema import ExecutorConf
+from tftrt_build.config.schema import ExecutorConf, WorkerMode
 from tftrt_build.errors import ConfigError
 from tftrt_build.execute import local
 from tftrt_build.execute.gpus import gpu_slot, pool_devices, visible_devices
@@ -81,8 +81,9 @@ def test_concurrent_jobs_never_share_a_gpu_and_extra_jobs_wait(tmp_path: Path) -
     assert sum(int(w) for _, w in done) >= 3
 
 
+@pytest.mark.parametrize("worker", [WorkerMode.process, WorkerMode.fork])
 def test_the_local_executor_shows_a_stage_only_its_gpu(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, worker: WorkerMode
 ) -> None:
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3,7")
     seen: list[str] = []
@@ -98,8 +99,12 @@ def test_the_local_executor_shows_a_stage_only_its_gpu(
             held.acquire(timeout=0)
         raise Started
 
+    def fork(self: object, task_file: str, env: dict[str, str], log: object) -> None:
+        stage([], env, log, None)  # the environment the task's worker is started with
+
     monkeypatch.setattr(local, "stream", stage)
-    executor = LocalExecutor(cache_dir=tmp_path, gpu_pool=[1])
+    monkeypatch.setattr(LocalExecutor, "_fork", fork)
+    executor = LocalExecutor(cache_dir=tmp_path, gpu_pool=[1], worker=worker)
     with pytest.raises(Started):
         executor.run(Task("export", {}, title="export"), lambda line: None)
     # Device 1 of the pool is the second GPU this process was given.

@@ -73,7 +73,9 @@ def make_executor(conf: ExecutorConf, cache_dir: Path, log_dir: Path | None = No
         from tftrt_build.execute.docker import DockerExecutor  # the Docker SDK only when used
 
         return DockerExecutor(conf, cache_dir, log_dir)
-    return LocalExecutor(conf.python, cache_dir, conf.timeout_s, log_dir, conf.gpu_pool)
+    return LocalExecutor(
+        conf.python, cache_dir, conf.timeout_s, log_dir, conf.gpu_pool, conf.worker
+    )
 
 
 def full_verify(request: BuildRequest) -> bool:

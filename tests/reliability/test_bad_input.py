@@ -667,6 +667,17 @@ COMMANDS = [
         f"{CL}: executor.timeout_s: 0: a stage needs at least 1 second",
     ),
     case(
+        "executor-worker-unknown",
+        "executor.worker=forks",
+        f"{CL}: executor.worker: 'forks' is not one of auto, fork, process",
+        "did you mean 'fork'?",
+    ),
+    case(
+        "executor-worker-on-docker",
+        "executor=docker executor.worker=fork",
+        f"{CL}: executor.worker: applies only to kind=local, not kind=docker",
+    ),
+    case(
         "executor-host-scheme",
         "executor=docker executor.host=ftp://gpu",
         f"{CL}: executor.host: 'ftp://gpu' is not a Docker engine address",

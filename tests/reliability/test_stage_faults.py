@@ -44,6 +44,31 @@ def build(**args):
     print("sleepy export", os.getpid(), flush=True)
     time.sleep(3600)
 """
+# Prints a line, then ends its process the way a crash in TensorFlow's C++ does.
+ABORTS = """\
+import os
+
+def build(**args):
+    print("about to abort", flush=True)
+    os.abort()
+"""
+# Killed from outside (the OOM killer, a user's kill -9).
+KILLED = """\
+import os, signal
+
+def build(**args):
+    print("about to be killed", flush=True)
+    os.kill(os.getpid(), signal.SIGKILL)
+"""
+# Kills the TensorFlow worker it was forked from (executor.worker=fork), then waits.
+KILLS_WORKER = """\
+import os, signal, time
+
+def build(**args):
+    print("killing the worker", flush=True)
+    os.kill(os.getppid(), signal.SIGKILL)
+    time.sleep(3600)
+"""
 
 
 def _model(p: Project, name: str, source: dict[str, object], **extra: object) -> None:
@@ -72,6 +97,8 @@ class Case:
     logged: bool = True
     # What the stage printed last, shown under the line (a stage stopped for its timeout).
     shows: str = ""
+    # The line shown last, under the stage's own lines: how its process ended.
+    ends: str = ""
 
 
 def failing_export(p: Project, tmp: Path) -> list[str]:
@@ -116,6 +143,25 @@ def link_in_the_output(p: Project, tmp: Path) -> list[str]:
     return ["model=linker"]
 
 
+def aborting_export(p: Project, tmp: Path) -> list[str]:
+    _export(p, "aborts", "models/aborts.py", ABORTS)
+    return ["model=aborts"]
+
+
+def aborting_export_in_a_fresh_process(p: Project, tmp: Path) -> list[str]:
+    return [*aborting_export(p, tmp), "executor.worker=process"]
+
+
+def killed_export(p: Project, tmp: Path) -> list[str]:
+    _export(p, "killed", "models/killed.py", KILLED)
+    return ["model=killed"]
+
+
+def export_that_kills_its_worker(p: Project, tmp: Path) -> list[str]:
+    _export(p, "killer", "models/killer.py", KILLS_WORKER)
+    return ["model=killer", "executor.worker=fork"]
+
+
 STAGES = [
     Case(
         "failing export",
@@ -153,6 +199,42 @@ STAGES = [
         "nothing cached",
         logged=False,
         shows="sleepy export",
+    ),
+    Case(
+        "an export that aborts (SIGABRT), forked from the TensorFlow worker",
+        aborting_export,
+        1,
+        "export of models/aborts.py failed: the stage process died (full log: ",
+        logged=False,
+        shows="about to abort",
+        ends="(killed by signal SIGABRT)",
+    ),
+    Case(
+        "an export that aborts (SIGABRT), executor.worker=process",
+        aborting_export_in_a_fresh_process,
+        1,
+        "export of models/aborts.py failed: the stage process died (full log: ",
+        logged=False,
+        shows="about to abort",
+        ends="(killed by signal SIGABRT)",
+    ),
+    Case(
+        "an export killed by SIGKILL",
+        killed_export,
+        1,
+        "export of models/killed.py failed: the stage process died (full log: ",
+        logged=False,
+        shows="about to be killed",
+        ends="(killed by signal SIGKILL)",
+    ),
+    Case(
+        "an export that kills its TensorFlow worker",
+        export_that_kills_its_worker,
+        1,
+        "export of models/killer.py failed: the stage process died (full log: ",
+        logged=False,
+        shows="killing the worker",
+        ends="(the TensorFlow worker process died: killed by signal SIGKILL)",
     ),
     Case(
         "a link to a host file in the output",
@@ -212,6 +294,10 @@ def test_stage_fault_is_one_line_and_keeps_nothing(
     if (tmp_path / "secret.txt").exists():
         assert (tmp_path / "secret.txt").stat().st_mode & 0o777 == 0o600
     under = [text.strip() for text in result.err.split("error: ", 1)[1].splitlines()[1:]]
+    if case.ends:
+        # How the stage's process ended is said last, after its own lines.
+        assert under and under[-1] == case.ends, result.err
+        under = under[:-1]
     if case.shows:
         # The stage's last lines, under the error line: the end of its full log.
         log = p.root / line.rsplit("(full log: ", 1)[1].rstrip(")")

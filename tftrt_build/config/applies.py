@@ -53,6 +53,7 @@ TARGET_KEYS = {
 }
 EXECUTOR_KEYS = {
     "python": ("local",),
+    "worker": ("local",),
     "host": ("docker",),
     "image": ("docker",),
     "gpus": ("docker",),

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import sys
 from collections.abc import Collection
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -24,6 +25,7 @@ from tftrt_build.config.schema import (
     DiffConf,
     ExecutorConf,
     ServerConf,
+    WorkerMode,
 )
 from tftrt_build.errors import ConfigError, did_you_mean
 
@@ -59,6 +61,13 @@ def check_executor(conf: ExecutorConf, file: str | None) -> None:
             f"{conf.timeout_s}: a stage needs at least 1 second",
             key="executor.timeout_s",
             file=file,
+        )
+    if conf.worker is WorkerMode.fork and not sys.platform.startswith("linux"):
+        raise ConfigError(
+            f"fork: stages are forked only on Linux, not on {sys.platform}",
+            key="executor.worker",
+            file=file,
+            hint="executor.worker=auto or process",
         )
     if conf.host:
         scheme = conf.host.split("://", 1)[0] if "://" in conf.host else ""

@@ -65,6 +65,12 @@ class ExecutorKind(Enum):
     docker = "docker"
 
 
+class WorkerMode(Enum):
+    auto = "auto"  # fork on Linux, process elsewhere (fork is not safe with TensorFlow on macOS)
+    fork = "fork"  # one process imports TensorFlow once and forks a child per stage (Linux)
+    process = "process"  # a fresh Python process per stage
+
+
 class VerifyMode(Enum):
     auto = "auto"  # full in mode=check, stat otherwise
     stat = "stat"  # re-hash a file only when its size/mtime/inode changed (trusts the stat cache)
@@ -400,6 +406,9 @@ class ExecutorConf:
     kind: ExecutorKind = ExecutorKind.local
     # local: Python interpreter that runs TensorFlow stages; null means this interpreter.
     python: Optional[str] = None
+    # local: how stages run: forked from a worker that imported TensorFlow once per build, or
+    # each in a fresh process (execute/worker.py).
+    worker: WorkerMode = WorkerMode.auto
     # docker: the engine (unix://, tcp://, ssh://user@gpu-host); null: DOCKER_HOST or default.
     host: Optional[str] = None
     # docker: image with TensorFlow 2.17 + TensorRT 8.6.1 + tftrt-build (docker/gpu.Dockerfile).

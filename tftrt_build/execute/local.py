@@ -1,33 +1,32 @@
 """The local executor: tasks run in a child Python process on this machine.
 
-The child runs in its own process group, with the working directory off its ``sys.path``
-(``task.stage_command``). A stage that outlives ``executor.timeout_s`` is stopped with its
-whole group (SIGTERM, then SIGKILL) and reported with its last lines; nothing is cached.
+The child is forked from the build's TensorFlow worker (``execute.worker``, ``executor.worker``
+fork, the default on Linux) or started fresh (``process``); either way it runs in its own
+process group, with the working directory off its ``sys.path`` (``task.stage_command``). A
+stage that outlives ``executor.timeout_s`` is stopped with its whole group (SIGTERM, then
+SIGKILL) and reported with its last lines; nothing is cached.
 """
 
 from __future__ import annotations
 
-import collections
 import contextlib
 import functools
 import json
 import logging
 import os
-import queue
-import signal
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from tftrt_build.config.schema import WorkerMode
 from tftrt_build.errors import CapabilityError, StageError
 from tftrt_build.execute.capabilities import Capabilities
+from tftrt_build.execute.follow import GRACE_S, follow, stream
 from tftrt_build.execute.gpus import gpu_slot, host_scope, pool_devices, visible_devices
 from tftrt_build.execute.task import (
-    TAIL_LINES,
     LogSink,
     StageLog,
     Task,
@@ -41,6 +40,7 @@ from tftrt_build.execute.task import (
 )
 from tftrt_build.execute.trees import plain_output
 from tftrt_build.execute.versions import installed_versions
+from tftrt_build.execute.worker import forks, workers
 from tftrt_build.store.digest import digest_json
 from tftrt_build.store.fs import atomic_write_text
 from tftrt_build.store.tmp import task_dir
@@ -50,8 +50,6 @@ log = logging.getLogger(__name__)
 PROBE_ENV = ("LD_LIBRARY_PATH", "CUDA_VISIBLE_DEVICES", "NVIDIA_VISIBLE_DEVICES")
 # The schema's default for executor.timeout_s.
 DEFAULT_TIMEOUT_S = 3600
-# How long a stopped stage gets between SIGTERM and SIGKILL.
-_GRACE_S = 10
 
 
 class LocalExecutor:
@@ -66,6 +64,7 @@ class LocalExecutor:
         timeout_s: float = DEFAULT_TIMEOUT_S,
         log_dir: Path | None = None,
         gpu_pool: object = None,
+        worker: WorkerMode = WorkerMode.auto,
     ) -> None:
         self.python = python or sys.executable
         # Probe results are kept here, keyed by what could change them.
@@ -76,6 +75,8 @@ class LocalExecutor:
         self.log_dir = log_dir
         # executor.gpu_pool: each stage sees one GPU of it, held while it runs (execute.gpus).
         self.gpu_pool = gpu_pool
+        # executor.worker: stages forked from one TensorFlow import per build, or fresh.
+        self.forks = forks(worker)
         self._stages = 0
 
     def identity(self) -> dict[str, str]:
@@ -164,7 +165,8 @@ class LocalExecutor:
             task_file.write_text(json.dumps(spec))
             cmd = stage_command(self.python, str(task_file))
             started = time.monotonic()
-            log.info("%s: %s (task %s)", title, " ".join(cmd), json.dumps(spec))
+            how = "forked by the TensorFlow worker" if self.forks else " ".join(cmd)
+            log.info("%s: %s (task %s)", title, how, json.dumps(spec))
 
             def keep(line: str) -> None:
                 stage_log.write(line)
@@ -176,7 +178,10 @@ class LocalExecutor:
                     if device is not None:
                         env["CUDA_VISIBLE_DEVICES"] = visible_devices(device)
                         log.info("%s: on GPU %s of executor.gpu_pool", title, device)
-                    tail, finished = stream(cmd, env, keep, self.timeout_s)
+                    if self.forks:
+                        tail, finished = self._fork(str(task_file), env, keep)
+                    else:
+                        tail, finished = stream(cmd, env, keep, self.timeout_s)
             finally:
                 stage_log.close()
             log.info("%s: ended after %.1f s", title, time.monotonic() - started)
@@ -194,6 +199,13 @@ class LocalExecutor:
         if task.output is not None:
             plain_output(task.output, title)
         return result
+
+    def _fork(self, task_file: str, env: dict[str, str], keep: LogSink) -> tuple[list[str], bool]:
+        """Run the task in a child of a worker started with this environment."""
+        with workers.lease(self.python, env) as zygote:
+            task = zygote.submit(task_file)
+            # A task whose worker died under it says so, not just "killed by signal SIGKILL".
+            return follow(task, lambda: task.stop(GRACE_S), keep, self.timeout_s, lambda: task.note)
 
     @contextlib.contextmanager
     def _gpu(self, task: Task, sink: LogSink) -> Iterator[str | None]:
@@ -214,80 +226,3 @@ class LocalExecutor:
 
         with gpu_slot(self.cache_dir, host_scope(), devices, waiting) as device:
             yield device
-
-
-def stream(
-    cmd: list[str], env: dict[str, str], log: LogSink, timeout_s: float | None = None
-) -> tuple[list[str], bool]:
-    """Run a command, pass each output line to log; return the last lines and whether it
-    ended by itself (False: it ran past timeout_s and its process group was stopped)."""
-    tail: collections.deque[str] = collections.deque(maxlen=TAIL_LINES)
-    try:
-        proc = subprocess.Popen(
-            cmd,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            env=env,
-            text=True,
-            errors="replace",
-            start_new_session=True,
-        )
-    except OSError as exc:
-        raise CapabilityError(f"cannot start {cmd[0]}: {exc}") from exc
-    # Lines are read by a thread, so a stage that prints nothing cannot outwait the deadline.
-    lines: queue.Queue[str | None] = queue.Queue()
-
-    def read() -> None:
-        assert proc.stdout is not None
-        with proc.stdout:
-            for line in proc.stdout:
-                lines.put(line.rstrip())
-        lines.put(None)
-
-    reader = threading.Thread(target=read, name="stage-log", daemon=True)
-    reader.start()
-    deadline = None if timeout_s is None else time.monotonic() + timeout_s
-    finished = True
-    try:
-        while True:
-            wait = None if deadline is None else deadline - time.monotonic()
-            if wait is not None and wait <= 0:
-                finished = False
-                break
-            try:
-                line = lines.get(timeout=wait)
-            except queue.Empty:
-                continue
-            if line is None:
-                break
-            tail.append(line)
-            log(line)
-        if finished:
-            proc.wait()
-    except BaseException:
-        # Ctrl-C or any failure here: stop the whole child process group, then re-raise.
-        _stop(proc)
-        raise
-    if not finished:
-        _stop(proc)
-        reader.join(timeout=_GRACE_S)
-        return list(tail), False
-    if proc.returncode < 0:
-        tail.append(f"(killed by signal {signal.Signals(-proc.returncode).name})")
-    return list(tail), True
-
-
-def _stop(proc: subprocess.Popen[str]) -> None:
-    """SIGTERM to the child's process group, SIGKILL after a grace period.
-
-    The group gets the SIGKILL even when its leader went at SIGTERM: a grandchild that
-    ignores SIGTERM must not run on.
-    """
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGTERM)
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        proc.wait(timeout=_GRACE_S)
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()

@@ -33,13 +33,16 @@ OPERATIONS = {
 }
 
 
-def die_with_parent() -> None:
-    """Exit when the tftrt-build process that started us dies, even by SIGKILL.
+def die_with_parent(parent: int | None = None) -> None:
+    """Exit when the process that started us dies, even by SIGKILL.
 
     Without this an export or conversion would run on as an orphan and keep writing into a
-    staging folder that the next build is about to clean up.
+    staging folder that the next build is about to clean up. ``parent`` is the tftrt-build
+    process (``TFTRT_PARENT_PID``) unless given: a task forked by the worker (``zygote``) dies
+    with the worker, which dies with tftrt-build.
     """
-    parent = int(os.environ.get("TFTRT_PARENT_PID", "0"))
+    if parent is None:
+        parent = int(os.environ.get("TFTRT_PARENT_PID", "0"))
     if not parent or not sys.platform.startswith("linux"):
         return
     libc = ctypes.CDLL(None, use_errno=True)
@@ -52,7 +55,12 @@ def die_with_parent() -> None:
 def main(argv: list[str] | None = None) -> int:
     die_with_parent()
     args = sys.argv[1:] if argv is None else argv
-    task = json.loads(Path(args[0]).read_text())
+    return run_task(Path(args[0]))
+
+
+def run_task(task_file: Path) -> int:
+    """Run the task a file describes, write its result file; the exit code of the stage."""
+    task = json.loads(task_file.read_text())
     payload: dict[str, Any]
     try:
         module_name, func_name = OPERATIONS[task["op"]].split(":")
