@@ -53,10 +53,14 @@ def test_failing_stage_is_exit_1_without_hydra_lines(project: Project, tmp_path:
     assert result.code == 1, result.err
     assert "the stage process died" in result.error_line
     assert "Error executing job" not in result.err + result.out
-    (env,) = stage_envs(tmp_path)
-    # The stage saw the user's environment: no HYDRA_FULL_ERROR forced into it.
-    assert "HYDRA_FULL_ERROR" not in env
-    assert env["TFTRT_PARENT_PID"]
+    # The TensorFlow worker this python stands for may be started twice: a worker found dead
+    # before its task was handed over is restarted once.
+    envs = stage_envs(tmp_path)
+    assert 1 <= len(envs) <= 2
+    for env in envs:
+        # The stage saw the user's environment: no HYDRA_FULL_ERROR forced into it.
+        assert "HYDRA_FULL_ERROR" not in env
+        assert env["TFTRT_PARENT_PID"]
 
 
 def test_failing_stage_in_a_sweep(project: Project, tmp_path: Path) -> None:
@@ -66,7 +70,7 @@ def test_failing_stage_in_a_sweep(project: Project, tmp_path: Path) -> None:
     assert "Error executing job" not in result.err + result.out
     assert result.out.count("the stage process died") == 2
     envs = stage_envs(tmp_path)
-    assert len(envs) == 2
+    assert 2 <= len(envs) <= 4  # a worker found dead before its task is restarted once
     assert all("HYDRA_FULL_ERROR" not in env for env in envs)
 
 

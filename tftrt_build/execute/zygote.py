@@ -27,6 +27,7 @@ import json
 import os
 import socket
 import sys
+import tempfile
 import traceback
 from pathlib import Path
 
@@ -96,6 +97,7 @@ def _child(control: socket.socket, log_fd: int, request: dict[str, str], worker:
         os.setsid()
         die_with_parent(worker)
         os.chdir(request["cwd"])
+        _private_tmp(Path(request["task"]).parent)
         devnull = os.open(os.devnull, os.O_RDONLY)
         os.dup2(devnull, 0)
         os.close(devnull)
@@ -111,6 +113,20 @@ def _child(control: socket.socket, log_fd: int, request: dict[str, str], worker:
             sys.stdout.flush()
             sys.stderr.flush()
         os._exit(code)
+
+
+def _private_tmp(task_folder: Path) -> None:
+    """Send the task's temporary files into its task folder, which the build removes.
+
+    A forked task ends with ``os._exit``, which runs no ``atexit`` handler: the files that
+    TensorFlow's autograph writes to the temporary folder and removes at exit would stay in
+    the user's $TMPDIR. The task folder is removed after the task, and after a kill by the
+    next build.
+    """
+    scratch = task_folder / "tmp"
+    scratch.mkdir(exist_ok=True)
+    os.environ["TMPDIR"] = str(scratch)
+    tempfile.tempdir = str(scratch)
 
 
 def main(argv: list[str] | None = None) -> int:
