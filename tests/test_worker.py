@@ -26,7 +26,7 @@ from tftrt_build.config.schema import ExecutorConf, WorkerMode
 from tftrt_build.errors import ConfigError
 from tftrt_build.execute.local import LocalExecutor
 from tftrt_build.execute.task import Task, TaskFailed
-from tftrt_build.execute.worker import Workers, Zygote, forks, workers
+from tftrt_build.execute.worker import WORKER_DIED, Workers, Zygote, forks, workers
 from tftrt_build.store.digest import hash_tree
 
 MODEL = {
@@ -318,3 +318,26 @@ def _processes_with(marker: str) -> list[int]:
             except OSError:
                 continue
     return found
+
+
+def test_a_worker_that_dies_before_taking_its_task_fails_the_stage_in_one_line(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A worker (then its replacement) gone before the task is handed over: the stage fails
+    as a stage process that died at its start does, not with a raw "Broken pipe" (seen in a
+    sweep with a broken executor.python, where the race made it intermittent)."""
+
+    def gone(*args: object, **kwargs: object) -> int:
+        raise BrokenPipeError(32, "Broken pipe")
+
+    monkeypatch.setattr("tftrt_build.execute.worker.socket.send_fds", gone)
+    zygote = Zygote("/bin/false", dict(os.environ))
+    try:
+        task = zygote.submit("/nonexistent/task.json")
+        with task.stdout:
+            assert zygote.starts == 2  # found gone once, started again, gone again
+            assert task.wait(timeout=5) == WORKER_DIED
+            assert task.note.startswith("(the TensorFlow worker process died before its task: ")
+            assert task.stdout.read() == ""
+    finally:
+        zygote.close()

@@ -111,6 +111,7 @@ class Zygote:
             self.start()
         assert self.control is not None and self.proc is not None
         read, write = os.pipe()
+        handed = True
         try:
             # The task runs where a stage process would: in tftrt-build's working directory now.
             message = json.dumps({"task": task_file, "cwd": os.getcwd()}).encode()
@@ -120,13 +121,22 @@ class Zygote:
                 # It died since the check above: no task was handed over, so start another.
                 log.warning("TensorFlow worker %d gone: starting another", self.proc.pid)
                 self.start()
-                socket.send_fds(self.control, [message], [write])
+                assert self.control is not None
+                try:
+                    socket.send_fds(self.control, [message], [write])
+                except OSError:
+                    handed = False  # that one died at once too: a broken interpreter
         except BaseException:
             os.close(read)
             raise
         finally:
             os.close(write)
-        return ForkedTask(self, os.fdopen(read, "r", errors="replace"))
+        task = ForkedTask(self, os.fdopen(read, "r", errors="replace"))
+        if not handed:
+            # The stage fails as a stage process that died at its start does.
+            task.returncode = WORKER_DIED
+            task.note = f"(the TensorFlow worker process died before its task: {self.ended()})"
+        return task
 
     def ended(self) -> str:
         """How the worker ended, once it has (a socket at EOF: it is about to be reaped)."""
