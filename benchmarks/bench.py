@@ -179,8 +179,11 @@ def dvc_project(root: Path, dvc: str) -> Path:
     return project
 
 
+DVC_ENV = {"DVC_NO_ANALYTICS": "1"}
+
+
 def _dvc_env() -> dict[str, str]:
-    return {**os.environ, "DVC_NO_ANALYTICS": "1"}
+    return {**os.environ, **DVC_ENV}
 
 
 def find_dvc(given: str | None) -> tuple[str | None, str]:
@@ -479,7 +482,9 @@ def run_all(root: Path, args: argparse.Namespace) -> dict[str, object]:
     dvc, dvc_note = find_dvc(args.dvc)
     if dvc is not None:
         probes.append(
-            Probe("dvc_status", [dvc, "status", "-q"], dvc_project(root, dvc), _dvc_env())
+            # Only the variable, not a whole environment: measured_env() must still drop
+            # PYTHONDONTWRITEBYTECODE, or dvc compiles every module on every run.
+            Probe("dvc_status", [dvc, "status", "-q"], dvc_project(root, dvc), DVC_ENV)
         )
     else:
         print(f"skipping the dvc status anchor: {dvc_note}", file=sys.stderr)
