@@ -42,26 +42,24 @@ def _orphan(root: Path, cache: Path) -> None:
     git(root, "checkout", "-q", "main")
 
 
-def _broken_base(root: Path, cache: Path) -> None:
-    init_repo(root)
-    shutil.copytree(REVIEW, root, dirs_exist_ok=True)
-    (root / "tftrt.lock").write_text("schema: [\n")
-    commit(root, "a broken lock")
-    git(root, "checkout", "-q", "-b", "fix")
-    (root / "tftrt.lock").unlink()
-    write_lock(root, plan_lock(root, cache, "target=prod"))
-    commit(root, "fixed lock")
+def _base_lock(data: bytes, what: str) -> Setup:
+    """A repository whose main branch holds a lock of these bytes; HEAD is a fixed branch."""
+
+    def setup(root: Path, cache: Path) -> None:
+        init_repo(root)
+        shutil.copytree(REVIEW, root, dirs_exist_ok=True)
+        (root / "tftrt.lock").write_bytes(data)
+        commit(root, what)
+        git(root, "checkout", "-q", "-b", "fix")
+        (root / "tftrt.lock").unlink()
+        write_lock(root, plan_lock(root, cache, "target=prod"))
+        commit(root, "fixed lock")
+
+    return setup
 
 
-def _latin1_base(root: Path, cache: Path) -> None:
-    init_repo(root)
-    shutil.copytree(REVIEW, root, dirs_exist_ok=True)
-    (root / "tftrt.lock").write_bytes(b"schema: 1\n# caf\xe9\n")
-    commit(root, "a lock that is not UTF-8")
-    git(root, "checkout", "-q", "-b", "fix")
-    (root / "tftrt.lock").unlink()
-    write_lock(root, plan_lock(root, cache, "target=prod"))
-    commit(root, "fixed lock")
+_broken_base = _base_lock(b"schema: [\n", "a broken lock")
+_latin1_base = _base_lock(b"schema: 1\n# caf\xe9\n", "a lock that is not UTF-8")
 
 
 def _latin1_file(root: Path, cache: Path) -> None:

@@ -637,21 +637,25 @@ def test_full_disk_at_each_step(
 
 
 @contextlib.contextmanager
-def tmpfs(path: Path, size: str = "2m") -> Iterator[bool]:
-    """Mount a small tmpfs at ``path``; yields False where mounting is refused."""
+def mount_at(mount: list[str], path: Path) -> Iterator[bool]:
+    """Run ``mount`` (its last argument ``path``); yields False where mounting is refused.
+
+    Unmounted on the way out, lazily if a plain unmount is refused (something still open).
+    """
     path.mkdir(parents=True, exist_ok=True)
-    proc = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)],
-        capture_output=True,
-        text=True,
-    )
-    if proc.returncode != 0:
+    if subprocess.run([*mount, str(path)], capture_output=True, text=True).returncode != 0:
         yield False
         return
     try:
         yield True
     finally:
-        subprocess.run(["umount", "-l", str(path)], check=False)
+        if subprocess.run(["umount", str(path)], check=False).returncode != 0:
+            subprocess.run(["umount", "-l", str(path)], check=False)
+
+
+def tmpfs(path: Path, size: str = "2m") -> contextlib.AbstractContextManager[bool]:
+    """Mount a small tmpfs at ``path``; yields False where mounting is refused."""
+    return mount_at(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs"], path)
 
 
 def fill(folder: Path) -> None:
@@ -722,21 +726,9 @@ def test_read_only_lock_folder_keeps_the_old_pair(case: Case) -> None:
 # -- bind mounts: the same device, another mount ------------------------------------------------
 
 
-@contextlib.contextmanager
-def bind(source: Path, target: Path) -> Iterator[bool]:
+def bind(source: Path, target: Path) -> contextlib.AbstractContextManager[bool]:
     """Bind-mount ``source`` at ``target``; yields False where mounting is refused."""
-    target.mkdir(parents=True, exist_ok=True)
-    proc = subprocess.run(
-        ["mount", "--bind", str(source), str(target)], capture_output=True, text=True
-    )
-    if proc.returncode != 0:
-        yield False
-        return
-    try:
-        yield True
-    finally:
-        if subprocess.run(["umount", str(target)], check=False).returncode != 0:
-            subprocess.run(["umount", "-l", str(target)], check=False)
+    return mount_at(["mount", "--bind", str(source)], target)
 
 
 def _bind_bundles(c: Case, elsewhere: Path) -> tuple[Path, list[str]]:
