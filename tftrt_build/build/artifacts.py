@@ -48,7 +48,7 @@ def build_artifact(art: ArtifactPlan, store: Store, ui: UI) -> ArtifactResult:
         log.info("%s convert: cache hit %s", art.id, convert.key)
         return ArtifactResult(art, convert.entry, built=False, seconds=0.0)
     # One process builds a key; others that need it at the same time wait and reuse it.
-    with store.claim(convert.key, _waiting(ui, art.id, "convert", convert.key)) as found:
+    with store.claim(convert.key, waiting(ui, art.id, "convert", convert.key)) as found:
         if found.entry is not None:
             ui.note(f"{art.id} convert: built meanwhile by another process {convert.key[:12]}")
             log.info("%s convert: committed by another process %s", art.id, convert.key)
@@ -60,7 +60,8 @@ def build_artifact(art: ArtifactPlan, store: Store, ui: UI) -> ArtifactResult:
     return ArtifactResult(art, entry, built=True, seconds=seconds)
 
 
-def _waiting(ui: UI, what: str, stage: str, key: str) -> Callable[[], None]:
+def waiting(ui: UI, what: str, stage: str, key: str) -> Callable[[], None]:
+    """What a stage says, once, when another process holds its key: ``Store.claim``'s hook."""
     label = f"{what} {stage}".strip()
 
     def note() -> None:
@@ -71,7 +72,7 @@ def _waiting(ui: UI, what: str, stage: str, key: str) -> Callable[[], None]:
 
 def _build_source(art: ArtifactPlan, store: Store, ui: UI) -> Entry:
     source = art.source
-    with store.claim(source.key, _waiting(ui, art.id, "source", source.key)) as found:
+    with store.claim(source.key, waiting(ui, art.id, "source", source.key)) as found:
         if found.entry is not None:
             ui.note(f"{art.id} source: built meanwhile by another process {source.key[:12]}")
             return found.entry
@@ -127,8 +128,9 @@ def build_warmup(w: WarmupPlan, store: Store, executor: Executor, ui: UI) -> Ent
         log.info("%s/%s warm-up: cache hit %s", w.model, w.version, w.stage.key)
         return w.stage.entry
     title = f"{w.model}/{w.version} warm-up records"
-    with store.claim(w.stage.key, _waiting(ui, title, "", w.stage.key)) as found:
+    with store.claim(w.stage.key, waiting(ui, title, "", w.stage.key)) as found:
         if found.entry is not None:
+            ui.note(f"{title}: built meanwhile by another process {w.stage.key[:12]}")
             return found.entry
         log.info("%s: building %s", title, w.stage.key)
         with ui.stage(f"{title}: {w.stage.reason}") as s, store.staging(w.stage.key) as tmp:
