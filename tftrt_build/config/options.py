@@ -235,12 +235,12 @@ class HydraOptions:
             if loaded is None:
                 raise ConfigError(f"no {group} option '{name}'", key=group)
             if any(d.get_config_path() != f"{group}/_self_" for d in loaded.defaults_list or []):
-                full[group] = self._composed(group, name, overrides)
+                _put(full, group, self._composed(group, name, overrides)._get_node(group))
             else:
                 # Merged under its group's key, so an error names the full key (model.inptus).
                 merged = OmegaConf.merge(self._typed(group), {group: loaded.config})
                 assert isinstance(merged, DictConfig)
-                full[group] = merged[group]
+                _put(full, group, merged._get_node(group))
                 _apply(overrides, full)
             check_known_keys(full[group], group, COMMAND_LINE)
             obj = OmegaConf.to_object(full[group])
@@ -251,7 +251,7 @@ class HydraOptions:
             raise error from exc
         finally:
             # The next option sees the composed config as it was, not this option in it.
-            full[group] = kept
+            _put(full, group, kept)
         self._loaded[(group, name)] = obj
         return obj
 
@@ -274,11 +274,11 @@ class HydraOptions:
             self._root = root
         return self._root
 
-    def _composed(self, group: str, name: str, overrides: list[Override]) -> Any:
+    def _composed(self, group: str, name: str, overrides: list[Override]) -> DictConfig:
         from hydra import compose
 
         lines = [o.input_line or "" for o in overrides]
-        return compose(config_name=PRIMARY, overrides=[f"{group}={name}", *lines])[group]
+        return compose(config_name=PRIMARY, overrides=[f"{group}={name}", *lines])
 
     def model(self, name: str) -> ModelConf:
         found = self._load("model", name)
@@ -289,6 +289,19 @@ class HydraOptions:
         found = self._load("profile", name)
         assert isinstance(found, ProfileConf)
         return found
+
+
+def _put(root: DictConfig, group: str, node: Any) -> None:
+    """Put a node that is already typed by its group's schema under that group, as it is.
+
+    ``root[group] = node`` would validate it against the same schema again and deep-copy it, on
+    the way in and again when the composed node goes back: three quarters of what loading a
+    listed option took (a target listing 128 versions loads every option it names). This is
+    the end state of that assignment (OmegaConf 2.3, pinned): the node, parented to the root.
+    """
+    node._set_parent(root)
+    node._set_key(group)
+    root.__dict__["_content"][group] = node
 
 
 def _apply(overrides: list[Override], cfg: DictConfig) -> None:
