@@ -10,7 +10,15 @@ import blake3
 import pytest
 
 from tftrt_build.store import digest
-from tftrt_build.store.digest import StatCache, canonical_json, digest_json, hash_file, hash_tree
+from tftrt_build.store.digest import (
+    StatCache,
+    canonical_json,
+    digest_json,
+    hash_file,
+    hash_tree,
+    list_files,
+    relative_files,
+)
 
 
 def old(path: Path) -> None:
@@ -19,9 +27,11 @@ def old(path: Path) -> None:
     os.utime(path, (t, t))
 
 
-def test_file_digest_is_blake3_of_content(tmp_path: Path) -> None:
+# Both ways a file is read: whole, below 1 MiB, and mapped and hashed on several threads.
+@pytest.mark.parametrize("size", [1000, 1 << 20, (1 << 20) + 1, 3 << 20])
+def test_file_digest_is_blake3_of_content(tmp_path: Path, size: int) -> None:
     f = tmp_path / "a.bin"
-    data = os.urandom(3 << 20)
+    data = os.urandom(size)
     f.write_bytes(data)
     assert hash_file(f) == blake3.blake3(data).hexdigest()
 
@@ -90,12 +100,53 @@ def test_full_verify_reads_a_file_once_per_process(
     assert len(reads) == 2
 
 
+def test_full_verify_reads_hard_links_of_one_file_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A native conversion hard-links its source entry's files: 16 profiles of one model are 16
+    # paths of one inode, and full verification read each of them.
+    f, link, copy = tmp_path / "a.bin", tmp_path / "link.bin", tmp_path / "copy.bin"
+    f.write_bytes(b"x" * 1000)
+    old(f)
+    os.link(f, link)
+    copy.write_bytes(f.read_bytes())
+    old(copy)
+    reads: list[str] = []
+    real = digest._blake3_file
+
+    def counted(path: Path, *args: object) -> str:
+        reads.append(path.name)
+        return real(path, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(digest, "_blake3_file", counted)
+    full = StatCache(None, trust=False)
+    assert hash_file(f, full) == hash_file(link, full) == hash_file(copy, full)
+    assert reads == ["a.bin", "copy.bin"]  # a copy is another file: read
+    # Bytes changed through one link are read again through the other.
+    link.write_bytes(b"y" * 1000)
+    old(link)
+    assert hash_file(f, full) == blake3.blake3(b"y" * 1000).hexdigest()
+    assert reads == ["a.bin", "copy.bin", "a.bin"]
+
+
 def test_racily_clean_entry_is_not_trusted(tmp_path: Path) -> None:
     f = tmp_path / "fresh.bin"
     f.write_bytes(b"new")  # modified just now: same tick as the hashing
     cache = StatCache(None)
     hash_file(f, cache)
     assert cache.lookup(f.absolute(), f.stat()) is None
+
+
+def test_tree_files_are_in_the_order_of_their_relative_posix_paths(tmp_path: Path) -> None:
+    # Not the walk's order: "a.txt" sorts before "a/b" ('.' < '/'), a folder's files are not
+    # all before its subfolders' ("c/z" after "c/d/e").
+    for name in ["b", "a/b", "a.txt", "c/z", "c/d/e", "a/a/a"]:
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(name)
+    expected = ["a.txt", "a/a/a", "a/b", "b", "c/d/e", "c/z"]
+    assert [rel for rel, _ in relative_files(tmp_path)] == expected
+    assert list_files(tmp_path) == [tmp_path / rel for rel in expected]
+    assert [f.path for f in hash_tree(tmp_path).files] == expected
 
 
 def test_tree_digest_depends_on_names_and_content_not_order_or_times(tmp_path: Path) -> None:

@@ -37,6 +37,7 @@ from tftrt_build.store.digest import (
     hash_file,
     hash_tree,
     list_files,
+    relative_files,
 )
 from tftrt_build.store.remote import Remote, RemoteDamaged, RemoteError
 from tftrt_build.store.steps import reached, step
@@ -152,7 +153,7 @@ class Store:
 
     def _check_files(self, data: Path, manifest: dict[str, Any], progress: Progress | None) -> str:
         expected = {f[0]: (f[1], f[2]) for f in manifest["files"]}
-        present = {p.relative_to(data).as_posix(): p for p in list_files(data)}
+        present = dict(relative_files(data))
         if extra := sorted(set(present) - set(expected)):
             return f"unexpected file {extra[0]}"
         for rel, (size, digest) in expected.items():

@@ -25,6 +25,7 @@ from tftrt_build.store.tmp import Scratch
 
 ALGORITHM = "blake3"
 _CHUNK = 64 << 20
+_SMALL = 1 << 20
 # A file modified less than this long before it was hashed may change again within the same
 # mtime tick; its cached digest is not trusted (git's "racily clean" rule).
 _RACY_NS = 1_000_000_000
@@ -57,6 +58,13 @@ def sha256_file(path: Path, progress: Progress | None = None) -> str:
 
 
 def _blake3_file(path: Path, size: int, progress: Progress | None) -> str:
+    if size <= _SMALL:
+        # One read, one thread: for a small file (most of a bundle) mapping it and starting
+        # hashing threads cost three times the hashing (901 bundle files: 0.15 s, now 0.05 s).
+        data = path.read_bytes()
+        if progress:
+            progress(len(data))
+        return blake3.blake3(data).hexdigest()
     h = blake3.blake3(max_threads=blake3.blake3.AUTO)
     if size:
         with path.open("rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mm:
@@ -89,8 +97,11 @@ class StatCache:
         self._entries: dict[str, list[Any]] = {}
         self._dirty: dict[str, list[Any]] = {}
         self._forgotten: set[str] = set()
-        # Paths hashed from their bytes by this process (what trust=False may look up).
+        # Paths hashed from their bytes by this process (what trust=False may look up), and the
+        # same by file: hard links in the cache (a native conversion, a model under several
+        # profiles) share one inode, so full verification reads those bytes once per run.
         self._read_here: set[str] = set()
+        self._read_files: dict[tuple[int, int], list[Any]] = {}
         if path is not None and path.is_file():
             try:
                 data = json.loads(path.read_text())
@@ -105,9 +116,10 @@ class StatCache:
         return [st.st_size, st.st_mtime_ns, st.st_ino, st.st_dev]
 
     def lookup(self, path: Path, st: os.stat_result) -> str | None:
-        if not self.trust and str(path) not in self._read_here:
-            return None
-        entry = self._entries.get(str(path))
+        if self.trust or str(path) in self._read_here:
+            entry = self._entries.get(str(path))
+        else:
+            entry = self._read_files.get((st.st_dev, st.st_ino))
         if entry is None or entry[:4] != self._stamp(st):
             return None
         hashed_at = int(entry[4])
@@ -120,6 +132,7 @@ class StatCache:
         self._entries[str(path)] = entry
         self._dirty[str(path)] = entry
         self._read_here.add(str(path))
+        self._read_files[(st.st_dev, st.st_ino)] = entry
 
     def forget(self, prefix: Path) -> None:
         """Drop entries under a folder (an evicted cache entry)."""
@@ -193,13 +206,27 @@ class TreeDigest:
         return sum(f.size for f in self.files)
 
 
+def relative_files(root: Path) -> list[tuple[str, Path]]:
+    """Regular files under root (symlinks followed) with their POSIX paths relative to root,
+    sorted by those paths.
+
+    The relative path is cut from the walk's own strings: ``Path.relative_to`` per file was
+    a tenth of a ``mode=check`` that verifies a bundle of 128 versions.
+    """
+    top = os.fspath(root)
+    found: list[tuple[str, Path]] = []
+    for dirpath, dirnames, filenames in os.walk(top, followlinks=True):
+        dirnames.sort()
+        folder = dirpath[len(top) :].strip(os.sep).replace(os.sep, "/")
+        prefix = f"{folder}/" if folder else ""
+        found.extend((prefix + name, Path(dirpath, name)) for name in filenames)
+    found.sort(key=lambda item: item[0])
+    return found
+
+
 def list_files(root: Path) -> list[Path]:
     """Regular files under root (symlinks followed), in a fixed order."""
-    found: list[Path] = []
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
-        dirnames.sort()
-        found.extend(Path(dirpath, name) for name in sorted(filenames))
-    return sorted(found, key=lambda p: p.relative_to(root).as_posix())
+    return [path for _, path in relative_files(root)]
 
 
 def tree_size(root: Path) -> int:
@@ -215,7 +242,7 @@ def hash_tree(
 ) -> TreeDigest:
     """Digest of a folder: its files' relative paths, sizes and content digests."""
     files = [
-        FileDigest(p.relative_to(root).as_posix(), p.stat().st_size, hash_file(p, cache, progress))
-        for p in list_files(root)
+        FileDigest(rel, p.stat().st_size, hash_file(p, cache, progress))
+        for rel, p in relative_files(root)
     ]
     return TreeDigest(combine(files), tuple(files))
