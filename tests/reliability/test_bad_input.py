@@ -827,6 +827,33 @@ CHOICES = [
         f"{CL}: hydra/job_logging: no hydra/job_logging option '../../../elsewhere/bomb'",
         files={**OUTSIDE_BOMB, "conf/hydra/job_logging/.keep": ""},
     ),
+    # Hydra's own flags for the primary config: --config-name=../x loaded a file outside every
+    # config folder, and a config with none of tftrt-build's keys ended in an internal error
+    # after Hydra made an outputs/ folder in the project.
+    case(
+        "config-name-path",
+        "--config-name=../../elsewhere/bomb",
+        f"{CL}: --config-name: '../../elsewhere/bomb' is a path",
+        files=OUTSIDE_BOMB,
+    ),
+    case(
+        "config-name-abbreviated",
+        "--config-na ../elsewhere/x",
+        f"{CL}: --config-name: '../elsewhere/x' is a path",
+    ),
+    case(
+        "config-name-foreign",
+        "-cn foreign",
+        "conf/foreign.yaml: defaults: names none of tftrt-build's primary configs",
+        "start its defaults list with - tftrt_build",
+        files={"conf/foreign.yaml": "x: 1\n"},
+    ),
+    case(
+        "config-path",
+        "-cp /tmp",
+        f"{CL}: --config-path: '/tmp' would replace tftrt-build's own config folder",
+        "--config-dir",
+    ),
 ]
 
 VALID_LOCK = GOLDEN_LOCK
@@ -1434,6 +1461,18 @@ def test_option_names_and_sweeps_pass(args: str) -> None:
     from tftrt_build.config.choices import check_choices
 
     check_choices(shlex.split(args))
+
+
+@pytest.mark.parametrize(
+    "args", ["", "-cn tftrt_deploy", "--config-name tftrt_build.yaml", "-cn mine", "-cn absent"]
+)
+def test_primary_configs_that_pass(args: str, tmp_path: Path) -> None:
+    """tftrt-build's own primary configs and a user's that builds on one pass; a name found in
+    no folder is left to Hydra ("no config 'absent'")."""
+    from tftrt_build.config.choices import check_primary_config
+
+    (tmp_path / "mine.yaml").write_text("defaults:\n  - tftrt_build\n  - _self_\n")
+    check_primary_config(shlex.split(args), [tmp_path])
 
 
 CONSOLE = [

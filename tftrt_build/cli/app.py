@@ -36,7 +36,7 @@ from omegaconf import DictConfig, OmegaConf
 from rich.markup import escape
 
 from tftrt_build.cli.console import console
-from tftrt_build.config.choices import check_choices
+from tftrt_build.config.choices import check_choices, check_primary_config
 from tftrt_build.config.commands import check_cache
 from tftrt_build.config.explain import COMMAND_LINE, explain
 from tftrt_build.config.keys import check_known_keys
@@ -105,7 +105,14 @@ def to_config(cfg: DictConfig, choices: dict[str, str], options: HydraOptions) -
         if error is None:
             raise
         raise error from exc
-    assert isinstance(obj, Config)
+    if not isinstance(obj, Config):
+        # A primary config from a search path folder prepare() does not read (pkg://, ...).
+        raise ConfigError(
+            "the primary config names none of tftrt-build's own in its defaults list",
+            key="--config-name",
+            file=COMMAND_LINE,
+            hint="start its defaults list with - tftrt_build",
+        )
     return obj
 
 
@@ -207,6 +214,7 @@ def prepare(argv: list[str]) -> bool:
     check_choices(argv)
     folders = user_config_dirs(argv)
     check_config_dirs(folders)
+    check_primary_config(argv, folders)
     # Hydra makes the run folder in cache.dir before any job starts: check it first.
     cache_dir = command_line_value(argv, "cache.dir")
     if isinstance(cache_dir, str):

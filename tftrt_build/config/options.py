@@ -11,6 +11,10 @@ The command line's ``model.*`` and ``profile.*`` overrides apply to a listed opt
 the command line chose that very option (``model=resnet50 model.source.seed=1``); they are
 applied with Hydra's own override semantics (``+``, ``++``, ``~``). Whether overrides that fit
 no listed option are refused is ``resolve``'s rule.
+
+Why this module is long: loading a listed option as the command line's own would be (Hydra's
+repository and search path, the group's schema, the override semantics, the composed config
+its interpolations resolve in) is one mechanism, and its parts share that state.
 """
 
 from __future__ import annotations
