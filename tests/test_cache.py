@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
 from tftrt_build.plan.keys import KEY_SALT, stage_key
+from tftrt_build.store import digest
 from tftrt_build.store.cache import Store
 from tftrt_build.store.digest import StatCache
 
@@ -75,11 +77,36 @@ def test_same_size_change_is_caught_with_full_verify(tmp_path: Path) -> None:
     st = f.stat()
     f.chmod(0o644)
     f.write_bytes(b"bbbb")
-    import os
-
     os.utime(f, ns=(st.st_atime_ns, st.st_mtime_ns))  # same size, same mtime: stat can't tell
     full = Store(s.root, StatCache(None), full_verify=True)
     assert full.lookup(KEY).problem == "damaged entry: saved_model.pb changed content"
+
+
+def test_full_verify_reads_an_entry_once_per_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    s = store(tmp_path)
+    commit(s)
+    for f in (s.entry_path(KEY) / "data").rglob("*"):
+        # Committed seconds ago, so not "racily clean" (a file may change again in its tick).
+        os.utime(f, (f.stat().st_atime - 10, f.stat().st_mtime - 10))
+    reads: list[str] = []
+    real = digest._blake3_file
+
+    def counted(path: Path, *args: object) -> str:
+        reads.append(path.name)
+        return real(path, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(digest, "_blake3_file", counted)
+    # As mode=check opens it: full verification, a stat cache that trusts no earlier run.
+    full = Store(s.root, StatCache(s.root / "stat.json", trust=False), full_verify=True)
+    for _ in range(3):  # a model served under three profiles
+        assert full.lookup(KEY).entry is not None
+    assert sorted(reads) == ["saved_model.pb", "v.index"]
+    # A new run reads again, whatever an earlier run recorded.
+    again = Store(s.root, StatCache(s.root / "stat.json", trust=False), full_verify=True)
+    assert again.lookup(KEY).entry is not None
+    assert len(reads) == 4
 
 
 def test_readonly_store_reports_but_keeps_damage(tmp_path: Path) -> None:
