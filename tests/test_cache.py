@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from tftrt_build.plan.keys import KEY_SALT, stage_key
+from tftrt_build.store import cache as cache_mod
 from tftrt_build.store import digest
 from tftrt_build.store.cache import Store
 from tftrt_build.store.digest import StatCache
@@ -107,6 +108,27 @@ def test_full_verify_reads_an_entry_once_per_run(
     again = Store(s.root, StatCache(s.root / "stat.json", trust=False), full_verify=True)
     assert again.lookup(KEY).entry is not None
     assert len(reads) == 4
+
+
+def test_plan_and_check_verify_an_entry_once_per_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    s = store(tmp_path)
+    commit(s)
+    walks: list[Path] = []
+    real = cache_mod.relative_files
+
+    def counted(root: Path) -> list[tuple[str, Path]]:
+        walks.append(root)
+        return real(root)
+
+    monkeypatch.setattr(cache_mod, "relative_files", counted)
+    readonly = Store(s.root, StatCache(None, trust=False), full_verify=True, readonly=True)
+    assert all(readonly.lookup(KEY).entry is not None for _ in range(3))
+    assert len(walks) == 1
+    # A build (which commits and evicts) checks each time.
+    assert all(s.lookup(KEY).entry is not None for _ in range(2))
+    assert len(walks) == 3
 
 
 def test_readonly_store_reports_but_keeps_damage(tmp_path: Path) -> None:

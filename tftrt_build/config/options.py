@@ -166,6 +166,7 @@ class HydraOptions:
         self._repo: Any = None
         self._loaded: dict[tuple[str, str], Any] = {}
         self._names: dict[str, list[str]] = {}
+        self._files: dict[tuple[str, str], str | None] = {}
         # One copy of the composed config that options are loaded into, one at a time.
         self._root: DictConfig | None = None
         self._schemas: dict[str, DictConfig] = {}
@@ -203,6 +204,12 @@ class HydraOptions:
 
     def file(self, group: str, name: str) -> str | None:
         """The file an option comes from, as messages show it; None for a schema default."""
+        # Asked for each listed version; each answer asks every config source.
+        if (group, name) not in self._files:
+            self._files[(group, name)] = self._find_file(group, name)
+        return self._files[(group, name)]
+
+    def _find_file(self, group: str, name: str) -> str | None:
         config_path = f"{group}/{name}"
         for source in self.repository.get_sources():
             if not source.is_config(config_path):

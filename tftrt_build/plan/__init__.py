@@ -12,7 +12,7 @@ May import: ``config``, ``store``, ``execute``, ``stages``, ``emit``, ``errors``
 
 from __future__ import annotations
 
-from tftrt_build.config.request import BuildRequest
+from tftrt_build.config.request import BuildRequest, Option
 from tftrt_build.execute.task import Executor
 from tftrt_build.plan.artifacts import plan_artifact
 from tftrt_build.plan.bundle import bundle_id, plan_bundle
@@ -25,6 +25,7 @@ from tftrt_build.plan.records import (
     WarmupPlan,
 )
 from tftrt_build.plan.serving import check_serving
+from tftrt_build.stages.source import Source
 from tftrt_build.store.cache import Store
 from tftrt_build.store.digest import Progress
 from tftrt_build.store.lock import Lock
@@ -49,8 +50,9 @@ def make_plan(
     progress: Progress | None = None,
 ) -> Plan:
     """Plan every artifact the request serves, then its bundle."""
+    origins: dict[Option, Source] = {}
     artifacts = [
-        plan_artifact(a, request, store, executor, lock, building, progress)
+        plan_artifact(a, request, store, executor, lock, building, progress, origins)
         for a in request.artifacts
     ]
     check_serving(request, artifacts)

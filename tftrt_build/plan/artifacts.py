@@ -6,7 +6,7 @@ from typing import Any
 
 from tftrt_build.config.paths import find_file
 from tftrt_build.config.profiles import gpu_specific
-from tftrt_build.config.request import ArtifactSpec, BuildRequest
+from tftrt_build.config.request import ArtifactSpec, BuildRequest, Option
 from tftrt_build.config.schema import ConverterKind
 from tftrt_build.execute.task import Executor
 from tftrt_build.plan.keys import stage_key
@@ -29,17 +29,23 @@ def plan_artifact(
     lock: Lock,
     building: bool,
     progress: Progress | None = None,
+    origins: dict[Option, Source] | None = None,
 ) -> ArtifactPlan:
+    """``origins``: the sources planned so far, by model option; a model served under several
+    profiles has one source, whose inputs (a local folder's tree) are hashed once."""
     model, profile = artifact.model, artifact.profile
-    origin = Source(
-        model,
-        artifact.model_option.file,
-        request.project,
-        store.stat_cache,
-        executor,
-        request.cache_dir / "downloads",
-        fetch_unpinned=building,
-    )
+    origins = {} if origins is None else origins
+    origin = origins.get(artifact.model_option)
+    if origin is None:
+        origin = origins[artifact.model_option] = Source(
+            model,
+            artifact.model_option.file,
+            request.project,
+            store.stat_cache,
+            executor,
+            request.cache_dir / "downloads",
+            fetch_unpinned=building,
+        )
     locked = lock.artifacts.get(artifact.id) or {}
     src_inputs = origin.inputs(progress)
     src_toolchain = origin.toolchain()

@@ -107,6 +107,9 @@ class Store:
         # Keys the remote lacks, or has damaged, and keys known to be there: asked once a run.
         self._remote_missed: set[str] = set()
         self._remote_has: set[str] = set()
+        # plan and check: entries found intact this run. They look up a model's source once
+        # per profile that serves it, and never commit or evict, so one check per key suffices.
+        self._intact: dict[str, Lookup] = {}
 
     @property
     def objects(self) -> Path:
@@ -120,9 +123,13 @@ class Store:
 
         An entry found here that the remote lacks is pushed to it (builds only).
         """
+        if key in self._intact:
+            return self._intact[key]
         found = self._lookup_local(key, progress)
         if found.entry is not None:
             self._share(found.entry)
+            if self.readonly:
+                self._intact[key] = found
             return found
         if not pull or self.remote is None:
             return found
