@@ -7,7 +7,6 @@ process exits, writes which of those modules it had imported; the test process's
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 import subprocess
@@ -95,13 +94,11 @@ main()
 SWEEPING = "# @package _global_\nexecutor: {kind: local}\nhydra: {mode: MULTIRUN}\n"
 
 
-def run_counted(
-    project: Project, tmp_path: Path, *args: str, wrapper: str = COUNTING
-) -> tuple[Result, int]:
+def run_counted(project: Project, tmp_path: Path, *args: str) -> tuple[Result, int]:
     out = tmp_path / "composes"
     env = {**os.environ, "TFTRT_CACHE_DIR": str(project.cache), "COMPOSES_OUT": str(out)}
     proc = subprocess.run(
-        [sys.executable, "-c", wrapper, *args],
+        [sys.executable, "-c", COUNTING, *args],
         cwd=project.root,
         env={**env, "COLUMNS": "200"},
         capture_output=True,
@@ -126,54 +123,6 @@ def test_hydra_composes_once_unless_a_users_value_could_set_the_run_mode(tmp_pat
     swept, _ = run_counted(project, tmp_path, "mode=plan", "executor=sweeping", "profile=fp32,fp16")
     assert swept.code == 0, swept.err
     assert "profile=fp32" in swept.out and "profile=fp16" in swept.out
-
-
-# As COUNTING, but counts Hydra's own compose, not a config served from a record (composed.py).
-REAL_COMPOSES = COUNTING.replace(
-    "from hydra._internal.hydra import Hydra",
-    "from hydra._internal.config_loader_impl import ConfigLoaderImpl as Hydra",
-).replace("Hydra.compose_config", "Hydra._load_configuration_impl")
-MINE = """name: mine
-source: {kind: export, script: models/demo.py, args: {image_size: 8, classes: 2}}
-inputs: [{name: image, dtype: float32, shape: [-1, 8, 8, 3]}]
-"""
-
-
-def _backdate_tree(folder: Path) -> None:
-    """As files written a minute ago: a record is not kept while a config file is that new."""
-    for path in [folder, *folder.rglob("*")]:
-        _backdate(path)
-
-
-@pytest.mark.slow  # six console-script runs
-def test_a_single_runs_compose_is_used_again_until_an_input_changes(tmp_path: Path) -> None:
-    project = make_project(tmp_path / "p")
-    option = project.root / "conf" / "model" / "mine.yaml"
-    option.parent.mkdir(parents=True)
-    option.write_text(MINE)
-    _backdate_tree(project.root / "conf")
-    args = ("model=mine", "mode=plan")
-    counted = functools.partial(run_counted, project, tmp_path, wrapper=REAL_COMPOSES)
-    first, composes = counted(*args)
-    assert first.code == 0 and composes == 1, first.err
-    records = set((project.cache / "composed").iterdir())
-    assert len(records) == 1
-    again, composes = counted(*args)
-    assert again.code == 0 and composes == 0, again.err
-    assert again.out == first.out
-    # Edited in place with its size and mtime kept: the bytes say it changed.
-    st = option.stat()
-    option.write_text(MINE.replace("classes: 2", "classes: 3"))
-    os.utime(option, ns=(st.st_atime_ns, st.st_mtime_ns))
-    edited, composes = counted(*args)
-    assert edited.code == 0 and composes == 1, edited.err
-    assert edited.out != first.out
-    # A config refused after Hydra composed it, and a sweep: no record is written.
-    refused, _ = counted(*args, "target.ports.rest=99999")
-    assert refused.code == 2, refused.err
-    swept, _ = counted("-m", *args, "profile=native,fp16")
-    assert swept.code == 0, swept.err
-    assert set((project.cache / "composed").iterdir()) == records
 
 
 def test_only_a_users_mention_of_hydra_can_set_the_run_mode(tmp_path: Path) -> None:

@@ -1,8 +1,7 @@
 """cli: the console commands, each a thin Hydra app over one job body; the only code that prints.
 
 ``app`` is what every command shares (``Command``: composing the config, one-line errors, exit
-codes, the run's log; ``composed`` keeps a single run's composed config in the cache);
-``build``, ``deploy``, ``verify`` and ``bench`` are the commands;
+codes, the run's log); ``build``, ``deploy``, ``verify`` and ``bench`` are the commands;
 ``review`` prints or writes ``mode=diff``'s review; ``sweep`` ends a ``-m`` sweep with one
 table; ``tables`` and ``console`` render.
 

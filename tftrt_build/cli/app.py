@@ -35,7 +35,6 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 from rich.markup import escape
 
-from tftrt_build.cli.composed import ComposeCache
 from tftrt_build.cli.console import console
 from tftrt_build.config.choices import check_choices, check_primary_config
 from tftrt_build.config.commands import check_cache
@@ -260,24 +259,18 @@ class Command:
         self.config_name = config_name
         self._user_full_error = os.environ.get("HYDRA_FULL_ERROR")
         self._tracebacks = False
-        # A single run's composed config, kept in the cache (``composed``); None in a sweep.
-        self._composed: ComposeCache | None = None
 
     def main(self) -> None:
-        argv = sys.argv[1:]
         self._user_full_error = os.environ.get("HYDRA_FULL_ERROR")
-        self._tracebacks = _wants_traceback(argv)
+        self._tracebacks = _wants_traceback(sys.argv[1:])
         try:
-            mode_from_config = prepare(argv)
+            mode_from_config = prepare(sys.argv[1:])
             app = hydra.main(
                 version_base="1.3",
                 config_path="pkg://tftrt_build.conf",
                 config_name=self.config_name,
             )(self.task)
-            single = not mode_from_config and not {"-m", "--multirun"} & set(argv)
-            self._composed = ComposeCache(argv, Path.cwd()) if single else None
-            reuse = self._composed.reuse() if self._composed else contextlib.nullcontext()
-            with _hydra_raises(), _one_compose(mode_from_config), reuse:
+            with _hydra_raises(), _one_compose(mode_from_config):
                 app()
         except KeyboardInterrupt:
             console(stderr=True).print("[red]interrupted[/red]")
@@ -324,11 +317,7 @@ class Command:
             except OSError as exc:
                 # The sweep summary counts a job without an outcome as failed.
                 print_error(f"cannot record the outcome of job {context.job}: {exc}")
-            return
-        if self._composed is not None and outcome.code in (0, 1):
-            # The config was good (1: a stage failed or the lock is stale): keep its compose.
-            self._composed.keep()
-        if outcome.code:
+        elif outcome.code:
             raise SystemExit(outcome.code)
 
     def run_job(self, cfg: DictConfig, context: JobContext) -> Outcome:
