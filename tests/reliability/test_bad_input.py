@@ -1475,6 +1475,19 @@ def test_primary_configs_that_pass(args: str, tmp_path: Path) -> None:
     check_primary_config(shlex.split(args), [tmp_path])
 
 
+def test_a_config_file_that_is_a_fifo_is_refused_not_read(tmp_path: Path) -> None:
+    """Reading a FIFO named conf/model/pipe.yaml waited forever (Hydra's loader, and the check
+    of whether a user's file mentions hydra.mode); it is refused by name, and never opened."""
+    from tftrt_build.config.yamlguard import check_config_dirs
+    from tftrt_build.errors import ConfigError
+
+    (tmp_path / "model").mkdir()
+    os.mkfifo(tmp_path / "model" / "pipe.yaml")
+    (tmp_path / "model" / "gone.yaml").symlink_to(tmp_path / "missing.yaml")
+    with pytest.raises(ConfigError, match=r"pipe.yaml: is not a regular file \(a FIFO"):
+        check_config_dirs([tmp_path])
+
+
 CONSOLE = [
     ("+model.sourcee=x", "command line: model.sourcee: unknown key (did you mean 'source'?)", {}),
     (

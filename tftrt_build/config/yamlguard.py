@@ -86,7 +86,13 @@ def check_config_dirs(folders: Iterable[Path]) -> None:
             continue
         for path in sorted(folder.rglob("*.yaml")):
             if not path.is_file():
-                continue
+                if path.exists() and not path.is_dir():
+                    # A FIFO or a device: reading it (here, or Hydra) would wait forever.
+                    raise ConfigError(
+                        "is not a regular file (a FIFO, socket or device never ends)",
+                        file=display_path(path),
+                    )
+                continue  # a folder is a config group; a dangling link, Hydra's to report
             problem = yaml_problem(path.read_bytes())
             if problem:
                 raise ConfigError(problem, file=display_path(path))
