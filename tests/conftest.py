@@ -11,6 +11,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -163,6 +164,22 @@ class Project:
         if self.lock.exists():
             found.append(self.lock)
         return found
+
+
+def count_reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """From now on, the names of the files whose bytes are hashed (not answered from a stat
+    cache), in order."""
+    from tftrt_build.store import digest
+
+    reads: list[str] = []
+    real = digest._blake3_file
+
+    def counted(path: Path, *args: Any) -> str:
+        reads.append(path.name)
+        return real(path, *args)
+
+    monkeypatch.setattr(digest, "_blake3_file", counted)
+    return reads
 
 
 def make_project(root: Path, fixture: str | None = None) -> Project:

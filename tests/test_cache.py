@@ -6,10 +6,10 @@ import os
 from pathlib import Path
 
 import pytest
+from conftest import count_reads
 
 from tftrt_build.plan.keys import KEY_SALT, stage_key
 from tftrt_build.store import cache as cache_mod
-from tftrt_build.store import digest
 from tftrt_build.store.cache import Store
 from tftrt_build.store.digest import StatCache
 
@@ -91,14 +91,7 @@ def test_full_verify_reads_an_entry_once_per_run(
     for f in (s.entry_path(KEY) / "data").rglob("*"):
         # Committed seconds ago, so not "racily clean" (a file may change again in its tick).
         os.utime(f, (f.stat().st_atime - 10, f.stat().st_mtime - 10))
-    reads: list[str] = []
-    real = digest._blake3_file
-
-    def counted(path: Path, *args: object) -> str:
-        reads.append(path.name)
-        return real(path, *args)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(digest, "_blake3_file", counted)
+    reads = count_reads(monkeypatch)
     # As mode=check opens it: full verification, a stat cache that trusts no earlier run.
     full = Store(s.root, StatCache(s.root / "stat.json", trust=False), full_verify=True)
     for _ in range(3):  # a model served under three profiles

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import blake3
 import pytest
+from conftest import count_reads
 
 from tftrt_build.store import digest
 from tftrt_build.store.digest import (
@@ -80,14 +81,7 @@ def test_full_verify_reads_a_file_once_per_process(
     trusted = StatCache(tmp_path / "stat.json")
     hash_file(f, trusted)
     trusted.save()
-    reads: list[Path] = []
-    real = digest._blake3_file
-
-    def counted(path: Path, *args: object) -> str:
-        reads.append(path)
-        return real(path, *args)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(digest, "_blake3_file", counted)
+    reads = count_reads(monkeypatch)
     full = StatCache(tmp_path / "stat.json", trust=False)
     first = hash_file(f, full)
     assert len(reads) == 1  # ...what an earlier run recorded is not trusted...
@@ -111,14 +105,7 @@ def test_full_verify_reads_hard_links_of_one_file_once(
     os.link(f, link)
     copy.write_bytes(f.read_bytes())
     old(copy)
-    reads: list[str] = []
-    real = digest._blake3_file
-
-    def counted(path: Path, *args: object) -> str:
-        reads.append(path.name)
-        return real(path, *args)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(digest, "_blake3_file", counted)
+    reads = count_reads(monkeypatch)
     full = StatCache(None, trust=False)
     assert hash_file(f, full) == hash_file(link, full) == hash_file(copy, full)
     assert reads == ["a.bin", "copy.bin"]  # a copy is another file: read

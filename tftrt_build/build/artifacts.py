@@ -6,6 +6,7 @@ judged; a stage that fails or is refused leaves nothing in the cache.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Callable
@@ -15,7 +16,7 @@ from typing import Any
 from tftrt_build.build.ui import UI
 from tftrt_build.execute.task import Executor, Task
 from tftrt_build.plan.keys import plain
-from tftrt_build.plan.records import ArtifactPlan, WarmupPlan
+from tftrt_build.plan.records import ArtifactPlan, StagePlan, WarmupPlan
 from tftrt_build.store.cache import Entry, Store, tree_record
 
 log = logging.getLogger(__name__)
@@ -128,20 +129,37 @@ def build_warmup(w: WarmupPlan, store: Store, executor: Executor, ui: UI) -> Ent
         log.info("%s/%s warm-up: cache hit %s", w.model, w.version, w.stage.key)
         return w.stage.entry
     title = f"{w.model}/{w.version} warm-up records"
-    with store.claim(w.stage.key, waiting(ui, title, "", w.stage.key)) as found:
+    task = Task("warmup", w.params, w.files, None, title)
+    return build_task_stage(w.stage, task, {}, store, executor, ui)
+
+
+def build_task_stage(
+    stage: StagePlan,
+    task: Task,
+    record: dict[str, Any],
+    store: Store,
+    executor: Executor,
+    ui: UI,
+) -> Entry:
+    """A stage that is one executor task (warm-up or identity records): one process runs its
+    key while others that need it wait and reuse it; the task writes into a staging folder,
+    committed with ``record`` beside the stage's inputs, toolchain and the task's report.
+    ``task`` has no output folder yet: it gets the staging folder."""
+    with store.claim(stage.key, waiting(ui, task.title, "", stage.key)) as found:
         if found.entry is not None:
-            ui.note(f"{title}: built meanwhile by another process {w.stage.key[:12]}")
+            ui.note(f"{task.title}: built meanwhile by another process {stage.key[:12]}")
             return found.entry
-        log.info("%s: building %s", title, w.stage.key)
-        with ui.stage(f"{title}: {w.stage.reason}") as s, store.staging(w.stage.key) as tmp:
-            result = executor.run(Task("warmup", w.params, w.files, tmp / "data", title), s.log)
+        log.info("%s: building %s", task.title, stage.key)
+        with ui.stage(f"{task.title}: {stage.reason}") as s, store.staging(stage.key) as tmp:
+            result = executor.run(dataclasses.replace(task, output=tmp / "data"), s.log)
             return store.commit(
-                w.stage.key,
+                stage.key,
                 tmp,
                 {
-                    "stage": "warmup",
-                    "inputs": w.stage.inputs,
-                    "toolchain": w.stage.toolchain,
+                    "stage": task.op,
+                    **record,
+                    "inputs": stage.inputs,
+                    "toolchain": stage.toolchain,
                     "report": result,
                 },
                 s.advance,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import logging
 
-from tftrt_build.build.artifacts import ArtifactResult, waiting
+from tftrt_build.build.artifacts import ArtifactResult, build_task_stage
 from tftrt_build.build.ui import UI
 from tftrt_build.emit import identity
 from tftrt_build.execute.task import IDENTITY_FILE, Executor, Task
@@ -27,28 +27,9 @@ def build_identity(
         log.info("%s/%s identity: cache hit %s", p.model, p.version, p.stage.key)
         return p.stage.entry
     title = f"{p.model}/{p.version} identity record"
-    # Like every stage: one process runs a key, others that need it meanwhile wait and reuse it
-    # (without this, each of N builds of one model ran TensorFlow for the same record).
-    with store.claim(p.stage.key, waiting(ui, title, "", p.stage.key)) as found:
-        if found.entry is not None:
-            ui.note(f"{title}: built meanwhile by another process {p.stage.key[:12]}")
-            return found.entry
-        log.info("%s: building %s", title, p.stage.key)
-        with ui.stage(f"{title}: {p.stage.reason}") as s, store.staging(p.stage.key) as tmp:
-            inputs = {**p.files, "model": artifact.data}
-            result = executor.run(Task("identity", p.params, inputs, tmp / "data", title), s.log)
-            return store.commit(
-                p.stage.key,
-                tmp,
-                {
-                    "stage": "identity",
-                    "artifact": p.artifact,
-                    "inputs": p.stage.inputs,
-                    "toolchain": p.stage.toolchain,
-                    "report": result,
-                },
-                s.advance,
-            )
+    inputs = {**p.files, "model": artifact.data}
+    task = Task("identity", p.params, inputs, None, title)
+    return build_task_stage(p.stage, task, {"artifact": p.artifact}, store, executor, ui)
 
 
 def build_identities(
