@@ -97,11 +97,10 @@ class StatCache:
         self._entries: dict[str, list[Any]] = {}
         self._dirty: dict[str, list[Any]] = {}
         self._forgotten: set[str] = set()
-        # Paths hashed from their bytes by this process (what trust=False may look up), and the
-        # same by file: hard links in the cache (a native conversion, a model under several
+        # Files hashed from their bytes by this process, by (device, inode): what trust=False
+        # may look up. Hard links in the cache (a native conversion, a model under several
         # profiles) share one inode, so full verification reads those bytes once per run.
-        self._read_here: set[str] = set()
-        self._read_files: dict[tuple[int, int], list[Any]] = {}
+        self._read_here: dict[tuple[int, int], list[Any]] = {}
         if path is not None and path.is_file():
             try:
                 data = json.loads(path.read_text())
@@ -116,10 +115,10 @@ class StatCache:
         return [st.st_size, st.st_mtime_ns, st.st_ino, st.st_dev]
 
     def lookup(self, path: Path, st: os.stat_result) -> str | None:
-        if self.trust or str(path) in self._read_here:
+        if self.trust:
             entry = self._entries.get(str(path))
         else:
-            entry = self._read_files.get((st.st_dev, st.st_ino))
+            entry = self._read_here.get((st.st_dev, st.st_ino))
         if entry is None or entry[:4] != self._stamp(st):
             return None
         hashed_at = int(entry[4])
@@ -131,8 +130,7 @@ class StatCache:
         entry = [*self._stamp(st), hashed_at, digest]
         self._entries[str(path)] = entry
         self._dirty[str(path)] = entry
-        self._read_here.add(str(path))
-        self._read_files[(st.st_dev, st.st_ino)] = entry
+        self._read_here[(st.st_dev, st.st_ino)] = entry
 
     def forget(self, prefix: Path) -> None:
         """Drop entries under a folder (an evicted cache entry)."""
