@@ -51,6 +51,7 @@ from tftrt_build.config.paths import under
 from tftrt_build.config.runmode import may_set_run_mode
 from tftrt_build.config.schema import Config, register_configs
 from tftrt_build.config.yamlguard import check_config_dirs
+from tftrt_build.config.yamlload import omegaconf_loader
 from tftrt_build.errors import ConfigError, TftrtError
 from tftrt_build.store.runs import prune_runs
 
@@ -270,7 +271,7 @@ class Command:
                 config_path="pkg://tftrt_build.conf",
                 config_name=self.config_name,
             )(self.task)
-            with _hydra_raises(), _one_compose(mode_from_config):
+            with _hydra_raises(), _one_compose(mode_from_config), omegaconf_loader():
                 app()
         except KeyboardInterrupt:
             console(stderr=True).print("[red]interrupted[/red]")

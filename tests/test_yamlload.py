@@ -1,0 +1,84 @@
+"""Config files parsed by libyaml mean what OmegaConf's own loader makes of them."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+from pathlib import Path
+
+import pytest
+import yaml
+from omegaconf import OmegaConf, _utils
+
+from tftrt_build.config import yamlload
+from tftrt_build.config.yamlload import omegaconf_loader
+
+REPO = Path(__file__).resolve().parent.parent
+# Every config file shipped or used by the tests, the broken fixtures too.
+CONFIG_FILES = sorted(
+    p
+    for folder in ("tftrt_build/conf", "examples", "tests/fixtures")
+    for p in (REPO / folder).rglob("*.yaml")
+)
+TRICKY = [
+    "a: 1e3\nb: 1.0\nc: .inf\nd: 2001-12-14\ne: 0x1F\nf: 1_000\ng: 1:30\nh: yes\ni: ~\n",
+    "x: &a {k: [1, 2]}\ny: *a\n",
+    "s: '${model.name}'\nt: \"tab\\there\"\nu: |\n  line one\n  line two\n",
+    "a: 1\na: 2\n",  # a duplicate key: OmegaConf's constructor refuses it
+    "a: [1, 2\n",  # syntax errors: libyaml words these differently
+    "a: {b: 1\n",
+    "a:\n\tb: 1\n",
+    "a: !!python/name:os.system\n",  # a tag the safe constructor refuses
+    "",
+    "- 1\n- two\n",
+]
+
+
+def _outcome(text: str) -> object:
+    try:
+        return OmegaConf.to_container(OmegaConf.load(io.StringIO(text)))
+    except yaml.YAMLError as exc:
+        return f"{type(exc).__name__}: {exc}"
+
+
+@pytest.mark.skipif(yamlload._LOADER is None, reason="PyYAML here is built without libyaml")
+def test_the_loader_parses_with_libyaml_inside_the_block_only() -> None:
+    original = _utils.get_yaml_loader
+    with omegaconf_loader():
+        loader = _utils.get_yaml_loader()
+        assert any(c.__module__ == "yaml._yaml" for c in loader.__mro__)  # libyaml's CParser
+    assert _utils.get_yaml_loader is original
+
+
+@pytest.mark.parametrize(
+    "text",
+    TRICKY + [p.read_text() for p in CONFIG_FILES],
+    ids=[f"snippet-{i}" for i in range(len(TRICKY))]
+    + [str(p.relative_to(REPO)) for p in CONFIG_FILES],
+)
+def test_a_file_loads_to_the_same_values_and_errors_either_way(text: str) -> None:
+    expected = _outcome(text)
+    with omegaconf_loader():
+        assert _outcome(text) == expected
+
+
+def test_a_syntax_error_keeps_pyyamls_message_and_position() -> None:
+    with omegaconf_loader(), pytest.raises(yaml.MarkedYAMLError) as caught:
+        OmegaConf.load(io.StringIO("a: {b: 1\n"))
+    # libyaml says "did not find expected ',' or '}'"; the user sees PyYAML's words.
+    assert caught.value.problem == "expected ',' or '}', but got '<stream end>'"
+    assert caught.value.problem_mark is not None
+    assert caught.value.problem_mark.line == 1
+
+
+@pytest.mark.parametrize("binary", [False, True], ids=["text", "bytes"])
+def test_a_files_name_stays_in_the_message(tmp_path: Path, binary: bool) -> None:
+    path = tmp_path / "broken.yaml"
+    path.write_text("a: 1\na: 2\n")
+    messages = []
+    for block in (contextlib.nullcontext, omegaconf_loader):
+        with block(), path.open("rb" if binary else "r") as f, pytest.raises(yaml.YAMLError) as e:
+            OmegaConf.load(f)
+        messages.append(str(e.value))
+    assert str(path) in messages[0]
+    assert messages[1] == messages[0]
