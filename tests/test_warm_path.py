@@ -1,4 +1,5 @@
-"""What the warm path must not load: TensorFlow, NumPy, matplotlib, the Docker SDK, a probe.
+"""What the warm path must not load: TensorFlow, NumPy, matplotlib, the Docker SDK, a probe,
+or the modules of other modes and commands.
 
 Each run is a fresh ``tftrt-build`` process started through a small wrapper that, as the
 process exits, writes which of those modules it had imported; the test process's own
@@ -27,11 +28,20 @@ from tftrt_build.stages.convert import ConvertContext
 from tftrt_build.stages.tftrt import TftrtConverter
 
 HEAVY = ("tensorflow", "keras", "numpy", "matplotlib", "docker")
+# Modules of other commands and modes, and a live display a captured run never shows.
+LATER = (
+    "tftrt_build.review",
+    "tftrt_build.cli.review",
+    "tftrt_build.serve",
+    "rich.progress",
+    "rich._emoji_codes",
+)
 # Runs tftrt-build's console entry point; at exit, writes the heavy modules it imported.
 WRAPPER = """
 import atexit, json, os, sys
 def report():
     heavy = sorted({m.split(".")[0] for m in sys.modules} & set(json.loads(os.environ["HEAVY"])))
+    heavy += sorted(set(sys.modules) & set(json.loads(os.environ["LATER"])))
     with open(os.environ["HEAVY_OUT"], "w") as f:
         json.dump(heavy, f)
 atexit.register(report)
@@ -50,6 +60,7 @@ def run_watched(project: Project, tmp_path: Path, *args: str) -> tuple[Result, l
         "TFTRT_CACHE_DIR": str(project.cache),
         "COLUMNS": "200",
         "HEAVY": json.dumps(HEAVY),
+        "LATER": json.dumps(LATER),
         "HEAVY_OUT": str(out),
     }
     proc = subprocess.run(

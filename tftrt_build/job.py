@@ -12,7 +12,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tftrt_build.build import BuildResult, run_build
 from tftrt_build.build.ui import UI
@@ -26,11 +26,13 @@ from tftrt_build.execute.local import LocalExecutor
 from tftrt_build.execute.task import Executor
 from tftrt_build.plan import Plan, make_plan
 from tftrt_build.plan.reasons import stale
-from tftrt_build.review import Planned, Review, Selection, assemble, from_locks, load_base
 from tftrt_build.store.cache import Store
 from tftrt_build.store.digest import StatCache
 from tftrt_build.store.lock import read_lock
 from tftrt_build.store.remote import Remote, RemoteError
+
+if TYPE_CHECKING:
+    from tftrt_build.review import Planned, Review, Selection
 
 log = logging.getLogger(__name__)
 # Composes the config of another target from the command line's overrides plus these ones.
@@ -230,6 +232,9 @@ def diff(
     ``chosen`` holds the groups among target, model and profile that the command line set
     (``target=``, ``model.x=``, ...): then only that target is compared.
     """
+    # mode=diff only: a build never imports the review step.
+    from tftrt_build.review import Selection, assemble, from_locks, load_base
+
     conf = config.diff
     check_diff(conf, chosen, options.names("target"), project)
     lock_path = under(project, config.lock)
@@ -254,6 +259,8 @@ def _plan_selection(
     project: Path,
 ) -> Planned:
     """Plan a selection from the working tree's configs: the command line's own, or composed."""
+    from tftrt_build.review import Planned
+
     config, choices, options = own
     if selection.target not in options.names("target"):
         return Planned(selection, None, f"target option '{selection.target}' no longer exists")

@@ -9,7 +9,6 @@ from rich.markup import escape
 from tftrt_build import job
 from tftrt_build.cli.app import Command, JobContext, Outcome
 from tftrt_build.cli.console import RichUI, console
-from tftrt_build.cli.review import diff
 from tftrt_build.cli.tables import details_table, plan_table, stale_table, summary_table
 from tftrt_build.config.options import HydraOptions
 from tftrt_build.config.paths import relative
@@ -18,6 +17,8 @@ from tftrt_build.config.schema import Config, Mode
 
 def build(config: Config, options: HydraOptions, context: JobContext) -> Outcome:
     if config.mode is Mode.diff:
+        from tftrt_build.cli.review import diff  # the review step, imported for mode=diff only
+
         return diff(config, options, context)
     project = Path.cwd()
     # Each stage's full output goes beside the run's log: stages/<n>-<op>.log.

@@ -20,11 +20,13 @@ from tftrt_build.cli.app import OUTCOME_FILE
 from tftrt_build.cli.console import console
 from tftrt_build.cli.tables import bench_table, summary_table
 from tftrt_build.job import Row
-from tftrt_build.serve.bench import Cell, speedups
 
 
 class SweepSummary(Callback):
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        # Here, not at the top: Hydra makes this callback in every run, a single one too.
+        from tftrt_build.serve.bench import Cell, speedups
+
         sweep_dir = Path(config.hydra.sweep.dir)
         outcomes = [
             json.loads(path.read_text())
