@@ -150,3 +150,15 @@ def test_a_bug_while_composing_is_internal_error_3_not_a_config_error(project: P
 )
 def test_explain_leaves_unknown_exceptions_to_be_reported_as_bugs(exc: Exception) -> None:
     assert explain(exc, {}, None) is None
+
+
+def test_console_prints_emoji_codes_as_written(capsys: pytest.CaptureFixture[str]) -> None:
+    from rich.markup import escape
+
+    from tftrt_build.cli.console import RichUI, console
+
+    console().print(escape("bundles/:warning:/demo"), highlight=False)
+    RichUI().note("model :smile: cached")
+    captured = capsys.readouterr()
+    assert "bundles/:warning:/demo" in captured.out
+    assert "model :smile: cached" in captured.err
