@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import gc
 import json
 import logging
 import os
@@ -264,6 +265,9 @@ class Command:
     def main(self) -> None:
         self._user_full_error = os.environ.get("HYDRA_FULL_ERROR")
         self._tracebacks = _wants_traceback(sys.argv[1:])
+        # What importing made (modules, classes, functions) lives as long as the process: the
+        # run's full collections need not visit it again and again.
+        gc.freeze()
         try:
             mode_from_config = prepare(sys.argv[1:])
             app = hydra.main(
@@ -280,6 +284,8 @@ class Command:
             if self._tracebacks:
                 raise
             sys.exit(self.failed_to_start(exc))
+        finally:
+            _spare_teardown_collections()
         sys.exit(0)
 
     def failed_to_start(self, exc: Exception) -> int:
@@ -336,6 +342,18 @@ class Command:
             code = report(exc, context)
             failed = {"choices": context.choices, "job": context.job, "error": str(exc)}
             return Outcome(code, "failed", [failed])
+
+
+def _spare_teardown_collections() -> None:
+    """The process is ending: keep Python's teardown from garbage-collecting what is alive.
+
+    Python's finalization runs four full collections, each visiting every object still alive:
+    a warm run holds about 52,000 (Hydra's, OmegaConf's, protobuf's), and they took 0.2-0.3 s
+    of a 1.4 s run. Frozen objects are still freed by reference counting as modules are
+    cleared, and atexit handlers run as before; only reference cycles among them are left for
+    the operating system to reclaim (``gc.freeze``).
+    """
+    gc.freeze()
 
 
 def _crash_log(exc: Exception) -> Path | None:
