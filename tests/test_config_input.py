@@ -189,3 +189,33 @@ def test_hydra_searchpath_reaches_the_options_a_target_lists(project: Project) -
     added = project.run("mode=plan", "target=t", f"hydra.searchpath=[file://{extra}]")
     assert added.code == 0, added.err
     assert "shared/native" in added.out
+
+
+def test_loading_listed_options_leaves_the_composed_config_as_it_was(
+    catalogue: Project, in_project: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Options load inside the composed config itself (no copy); each load puts it back."""
+    from hydra import compose, initialize_config_module
+    from hydra.core.global_hydra import GlobalHydra
+    from omegaconf import OmegaConf, open_dict
+
+    from tftrt_build.cli.app import prepare
+    from tftrt_build.config.options import HydraOptions
+    from tftrt_build.errors import ConfigError
+
+    monkeypatch.chdir(catalogue.root)
+    overrides = ["target=two_models", "model=tiny", "model.source.args.width=5"]
+    prepare(overrides)
+    GlobalHydra.instance().clear()
+    with initialize_config_module("tftrt_build.conf", version_base="1.3"):
+        cfg = compose("tftrt_build", overrides, return_hydra_config=True)
+        with open_dict(cfg):
+            del cfg["hydra"]
+        before = OmegaConf.to_yaml(cfg)
+        options = HydraOptions(cfg, [], overrides)
+        assert options.model("tiny").source.args["width"] == 5  # the command line's override
+        assert options.model("demo").name == "demo"
+        assert options.profile("native").name == "native"
+        with pytest.raises(ConfigError):
+            options.model("typo_key")  # a failing load puts the composed node back too
+        assert OmegaConf.to_yaml(cfg) == before

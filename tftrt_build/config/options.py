@@ -3,7 +3,7 @@
 A target names its models and profiles (``target.models[i].model``, ``.versions[j].profile``).
 Each is loaded once per process from the same config sources as the command line's own config:
 Hydra's search path with ``hydra.searchpath`` additions and the project's ``conf/`` included.
-An option file is merged onto its schema inside a copy of the composed config, so its
+An option file is merged onto its schema inside the composed config, so its
 interpolations resolve as they would on the command line; an option with a defaults list of its
 own is composed by Hydra.
 
@@ -167,8 +167,6 @@ class HydraOptions:
         self._loaded: dict[tuple[str, str], Any] = {}
         self._names: dict[str, list[str]] = {}
         self._files: dict[tuple[str, str], str | None] = {}
-        # One copy of the composed config that options are loaded into, one at a time.
-        self._root: DictConfig | None = None
         self._schemas: dict[str, DictConfig] = {}
 
     @property
@@ -239,7 +237,9 @@ class HydraOptions:
             return self._loaded[(group, name)]
         # The command line's group.* overrides, when it chose this very option.
         overrides = self.command_line.keys.get(group, []) if self.chosen(group) == name else []
-        full = self._loading_root()
+        # The composed config itself, not a copy (a target listing 128 versions makes it large):
+        # this option goes under its group for as long as it loads, the composed node goes back.
+        full = self._base
         kept = full._get_node(group)  # the node as composed, missing values and all
         try:
             loaded = self.repository.load_config(f"{group}/{name}")
@@ -271,19 +271,6 @@ class HydraOptions:
         if group not in self._schemas:
             self._schemas[group] = OmegaConf.create({group: OmegaConf.structured(_SCHEMAS[group])})
         return self._schemas[group]
-
-    def _loading_root(self) -> DictConfig:
-        """The composed config an option is merged into, so its interpolations resolve.
-
-        Copied once: a target listing 128 versions makes the composed config large, and a copy
-        per option was most of the time a check took. Each load puts its option under its group
-        and puts the composed one back (``_load``); overrides of a group touch only that group.
-        """
-        if self._root is None:
-            root = copy.deepcopy(self._base)
-            assert isinstance(root, DictConfig)
-            self._root = root
-        return self._root
 
     def _composed(self, group: str, name: str, overrides: list[Override]) -> DictConfig:
         from hydra import compose
