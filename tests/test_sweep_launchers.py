@@ -140,7 +140,7 @@ def _ray_groups(*temps: Path) -> set[int]:
 def test_ray_sweep_writes_the_lock_a_serial_sweep_writes(
     tmp_path: Path, shared_cache: Path, ray_cluster: str
 ) -> None:
-    sweep_dir = tmp_path / "ray-sweep"
+    sweep_dir = tmp_path / "ray" / "ray-sweep"  # absolute, and inside the project
     ray = sweep(
         tmp_path / "ray",
         shared_cache,
@@ -243,7 +243,7 @@ def test_a_ray_sweep_on_two_nodes_shares_artifacts_through_the_remote_cache(
     tmp_path: Path, shared_cache: Path, two_nodes: TwoNodes
 ) -> None:
     remote = (tmp_path / "remote").as_uri()
-    sweep_dir = tmp_path / "ray-sweep"
+    sweep_dir = tmp_path / "ray" / "ray-sweep"  # absolute, and inside the project
     ray = sweep(
         tmp_path / "ray",
         two_nodes.head_cache,

@@ -567,3 +567,147 @@ def test_stage_process_never_imports_from_the_project_folder(tmp_path: Path, com
         assert '"KeyError"' in result.read_text()
     else:
         assert ran.returncode == 0 and ran.stdout == "[7]\n", ran.stdout + ran.stderr
+
+
+@dataclass(frozen=True)
+class RunFolderCase:
+    """Arguments (and option files) that point something Hydra writes outside the project.
+
+    ``{out}`` stands for a folder beside the project; nothing may appear in it.
+    """
+
+    args: tuple[str, ...]
+    error: str  # the start of the one error line
+    files: tuple[tuple[str, str], ...] = ()
+    # Refused while composing, before Hydra makes the run folder (in the project) too.
+    before_run_folder: bool = True
+
+
+GLOBAL = "# @package _global_\nexecutor: {kind: local}\n"
+RUN_FOLDER_CASES = [
+    pytest.param(
+        RunFolderCase(("hydra.run.dir={out}/run",), "command line: hydra.run.dir: '"),
+        id="run-dir-on-the-command-line",
+    ),
+    pytest.param(
+        RunFolderCase(("-m", "hydra.sweep.dir={out}/sweep"), "command line: hydra.sweep.dir: '"),
+        id="sweep-dir-on-the-command-line",
+    ),
+    pytest.param(
+        RunFolderCase(
+            ("executor=evil",),
+            "a config file: hydra.output_subdir: '",
+            (("conf/executor/evil.yaml", GLOBAL + "hydra: {output_subdir: '{out}/copies'}\n"),),
+        ),
+        id="config-copies-set-in-a-config-file",
+    ),
+    pytest.param(
+        RunFolderCase(
+            ("executor=evil",),
+            "a config file: cache.dir: '",
+            (("conf/executor/evil.yaml", GLOBAL + "cache: {dir: '{out}/cache'}\n"),),
+        ),
+        id="cache-dir-in-a-config-file-before-the-run-folder-is-made",
+    ),
+    pytest.param(
+        RunFolderCase(
+            ("executor=evil",),
+            "a config file: cache.dir: '",
+            (
+                (
+                    "conf/executor/evil.yaml",
+                    GLOBAL + "allow_outside_project: true\ncache: {dir: '{out}/cache'}\n",
+                ),
+            ),
+        ),
+        id="a-config-file-cannot-allow-itself-outside",
+    ),
+    pytest.param(
+        RunFolderCase(
+            ("executor=evil",),
+            "conf/executor/evil.yaml: allow_outside_project: true in a config file",
+            (("conf/executor/evil.yaml", GLOBAL + "allow_outside_project: true\n"),),
+            before_run_folder=False,
+        ),
+        id="allow-outside-only-from-the-command-line",
+    ),
+    pytest.param(
+        RunFolderCase(
+            ("hydra.output_subdir=../../{out}/copies",),
+            "command line: hydra.output_subdir: '",
+        ),
+        id="config-copies-up-and-out",
+    ),
+    pytest.param(
+        RunFolderCase(
+            ("hydra.job_logging.handlers.file.filename={out}/run.log",),
+            "command line: hydra.job_logging.handlers.file.filename: '",
+        ),
+        id="job-log-file",
+    ),
+    pytest.param(
+        RunFolderCase(
+            ("executor=evil",),
+            "a config file: hydra.hydra_logging.handlers.f.filename: '",
+            (
+                (
+                    "conf/executor/evil.yaml",
+                    GLOBAL + "hydra:\n  hydra_logging:\n    handlers:\n      f: "
+                    "{class: logging.FileHandler, filename: '{out}/hydra.log'}\n"
+                    "    root: {handlers: [f]}\n",
+                ),
+            ),
+        ),
+        id="hydra-log-file-opened-while-composing",
+    ),
+    pytest.param(
+        RunFolderCase(("hydra.job.chdir=true",), "command line: hydra.job.chdir: true;"),
+        id="job-chdir",
+    ),
+    pytest.param(
+        RunFolderCase(
+            ("executor=evil",),
+            "a config file: hydra.job.env_set.TFTRT_CACHE_DIR: sets TFTRT_CACHE_DIR",
+            (
+                (
+                    "conf/executor/evil.yaml",
+                    GLOBAL + "hydra: {job: {env_set: {TFTRT_CACHE_DIR: '{out}/cache'}}}\n",
+                ),
+            ),
+        ),
+        id="env-set-passes-a-folder-off-as-the-machines",
+    ),
+]
+
+
+@pytest.mark.parametrize("case", RUN_FOLDER_CASES)
+def test_hydra_never_writes_outside_the_project(tmp_path: Path, case: RunFolderCase) -> None:
+    """Refused before Hydra makes a folder or opens a file, through the real CLI: the check
+    sits on Hydra's own compose, which only the console command runs."""
+    out = tmp_path / "outside"
+    p = make_project(tmp_path / "project")
+    for rel, text in case.files:
+        path = p.root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text.replace("{out}", str(out)))
+    args = [a.replace("{out}", str(out)) for a in case.args]
+    flags = [a for a in args if a.startswith("-")]
+    result = p.run(*flags, "mode=plan", *(a for a in args if not a.startswith("-")))
+    assert result.code == 2, result.err
+    assert result.error_line.startswith(case.error), result.error_line
+    assert not out.exists()
+    if case.before_run_folder:
+        assert not (p.cache / "runs").exists()
+
+
+def test_run_folders_may_leave_the_project_when_the_command_line_says_so(tmp_path: Path) -> None:
+    out = tmp_path / "outside"
+    p = make_project(tmp_path / "project")
+    allowed = p.run("mode=plan", "allow_outside_project=true", f"hydra.run.dir={out}/run")
+    assert allowed.code == 0, allowed.err
+    assert (out / "run" / "run.log").is_file()
+    # The machine's cache folder (TFTRT_CACHE_DIR) may be anywhere: runs go in it.
+    machine = tmp_path / "machine-cache"
+    elsewhere = p.run("mode=plan", env={"TFTRT_CACHE_DIR": str(machine)})
+    assert elsewhere.code == 0, elsewhere.err
+    assert list((machine / "runs").glob("*/run.log"))

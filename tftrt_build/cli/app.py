@@ -49,6 +49,7 @@ from tftrt_build.config.options import (
 )
 from tftrt_build.config.outputs import check_cache_dir
 from tftrt_build.config.paths import under
+from tftrt_build.config.runfolders import check_run_folders
 from tftrt_build.config.runmode import may_set_run_mode
 from tftrt_build.config.schema import Config, register_configs
 from tftrt_build.config.yamlguard import check_config_dirs
@@ -252,6 +253,34 @@ def _one_compose(mode_from_config: bool) -> Iterator[None]:
         Hydra.get_mode = original  # type: ignore[method-assign]
 
 
+@contextlib.contextmanager
+def _checked_run_folders(argv: list[str]) -> Iterator[None]:
+    """Check where Hydra will write as soon as it has composed a config (``runfolders``).
+
+    Hydra makes the run folder, copies the config into it and opens its log files right after
+    composing, before any job starts. ``ConfigLoaderImpl.load_configuration`` (hydra-core 1.3,
+    pinned) is where every config Hydra composes comes from: a run's, a sweep's, each sweep
+    job's, and ``--cfg``'s; the check runs on its result, before Hydra uses it.
+    """
+    from hydra._internal.config_loader_impl import ConfigLoaderImpl
+
+    original = ConfigLoaderImpl.load_configuration
+    project = Path.cwd()
+    allow_outside = command_line_value(argv, "allow_outside_project") is True
+    overrides = [a for a in argv if not a.startswith("-")]
+
+    def checked(self: Any, *args: Any, **kwargs: Any) -> Any:
+        cfg = original(self, *args, **kwargs)
+        check_run_folders(cfg, project, overrides, allow_outside)
+        return cfg
+
+    ConfigLoaderImpl.load_configuration = checked  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        ConfigLoaderImpl.load_configuration = original  # type: ignore[method-assign]
+
+
 class Command:
     """One tftrt-* console command: a Hydra app over tftrt-build's configs and a job body."""
 
@@ -275,7 +304,12 @@ class Command:
                 config_path="pkg://tftrt_build.conf",
                 config_name=self.config_name,
             )(self.task)
-            with _hydra_raises(), _one_compose(mode_from_config), omegaconf_loader():
+            with (
+                _hydra_raises(),
+                _one_compose(mode_from_config),
+                omegaconf_loader(),
+                _checked_run_folders(sys.argv[1:]),
+            ):
                 app()
         except KeyboardInterrupt:
             console(stderr=True).print("[red]interrupted[/red]")

@@ -7,6 +7,7 @@ same search path Hydra composed the command line's config from.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from pathlib import Path
 
@@ -60,6 +61,14 @@ def resolve(cfg: Config, choices: dict[str, str], options: Options, project: Pat
         for version in model.versions:
             check_served_artifact(version.artifact, target)
     outside = cfg.allow_outside_project
+    if outside and not options.on_command_line("allow_outside_project"):
+        # A committed file may not lift the rule it is checked by.
+        raise ConfigError(
+            "true in a config file; only the command line may let outputs leave the project",
+            key="allow_outside_project",
+            file=_file_setting("allow_outside_project", files),
+            hint="remove it from the file; pass allow_outside_project=true when you mean it",
+        )
     cache_dir = check_cache_dir(cfg.cache.dir, project, COMMAND_LINE, outside)
     bundle_dir = check_bundle_dir(
         target.bundle_dir,
@@ -217,3 +226,14 @@ def _check_listed_overrides(target: TargetConf, file: str | None, options: Optio
                 key=key,
                 file=COMMAND_LINE,
             )
+
+
+def _file_setting(key: str, files: dict[str, str | None]) -> str | None:
+    """The chosen option file that writes ``key`` at the top level (``# @package _global_``)."""
+    for file in files.values():
+        if file is None:
+            continue
+        with contextlib.suppress(OSError):
+            if f"\n{key}:" in "\n" + Path(file).read_text():
+                return file
+    return None
