@@ -17,11 +17,12 @@ from typing import TYPE_CHECKING, Any
 from tftrt_build.build import BuildResult, run_build
 from tftrt_build.build.ui import UI
 from tftrt_build.config.commands import check_diff
+from tftrt_build.config.explain import COMMAND_LINE
 from tftrt_build.config.paths import under
 from tftrt_build.config.request import BuildRequest, Options
 from tftrt_build.config.resolve import resolve
 from tftrt_build.config.schema import Config, ExecutorConf, ExecutorKind, Mode, VerifyMode
-from tftrt_build.errors import CacheError
+from tftrt_build.errors import CacheError, ConfigError
 from tftrt_build.execute.local import LocalExecutor
 from tftrt_build.execute.task import Executor
 from tftrt_build.plan import Plan, make_plan
@@ -238,6 +239,13 @@ def diff(
     conf = config.diff
     check_diff(conf, chosen, options.names("target"), project)
     lock_path = under(project, config.lock)
+    if lock_path.is_dir():
+        raise ConfigError(
+            f"'{config.lock}' is a folder; a lock is a file",
+            key="lock",
+            file=COMMAND_LINE if options.on_command_line("lock") else None,
+            hint="set lock=<a file path>",
+        )
     base = load_base(project, lock_path, conf)
     head_lock = read_lock(lock_path)
     if conf.targets:

@@ -22,6 +22,11 @@ def _repo(root: Path, cache: Path) -> None:
     review_repo(root, cache)
 
 
+def _repo_with_folder(root: Path, cache: Path) -> None:
+    review_repo(root, cache)
+    (root / "locks").mkdir()
+
+
 def _trunk(root: Path, cache: Path) -> None:
     """A repository whose only branch is 'trunk': no origin/main, no main."""
     init_repo(root, "trunk")
@@ -121,6 +126,21 @@ CASES: list[tuple[str, Setup, tuple[str, ...], str]] = [
         _repo,
         ("diff.base_lock=missing.lock",),
         "command line: diff.base_lock: file 'missing.lock' not found",
+    ),
+    (
+        # Said "file not found", though the path was there.
+        "base lock is a folder",
+        _repo_with_folder,
+        ("diff.base_lock=locks",),
+        "command line: diff.base_lock: 'locks' is a folder (diff.base_lock names a lock file, "
+        "such as a tftrt.lock saved from another branch)",
+    ),
+    (
+        # Said "restore it from version control, or delete it", and named no key.
+        "lock is a folder",
+        _repo_with_folder,
+        ("lock=locks",),
+        "command line: lock: 'locks' is a folder; a lock is a file (set lock=<a file path>)",
     ),
     (
         "lock file of another schema",

@@ -46,6 +46,9 @@ class Base:
         }
 
 
+_NAME_A_LOCK = "diff.base_lock names a lock file, such as a tftrt.lock saved from another branch"
+
+
 def load_base(project: Path, lock_path: Path, conf: DiffConf) -> Base:
     """The base lock that ``conf`` names (``diff.base_lock``, ``diff.base`` or the default)."""
     if conf.base and conf.base_lock:
@@ -57,7 +60,11 @@ def load_base(project: Path, lock_path: Path, conf: DiffConf) -> Base:
         path = under(project, conf.base_lock)
         shown = relative(path, project)
         if not path.is_file():
-            raise ConfigError(f"file '{shown}' not found", key="diff.base_lock")
+            what = "a folder" if path.is_dir() else "not a regular file"
+            problem = f"'{shown}' is {what}" if path.exists() else f"file '{shown}' not found"
+            raise ConfigError(
+                problem, key="diff.base_lock", hint=_NAME_A_LOCK if path.exists() else ""
+            )
         lock = Lock.from_bytes(path.read_bytes(), shown)
         return Base(lock, shown, path=shown)
     return _from_git(project, lock_path, conf.base)
