@@ -219,3 +219,12 @@ def test_loading_listed_options_leaves_the_composed_config_as_it_was(
         with pytest.raises(ConfigError):
             options.model("typo_key")  # a failing load puts the composed node back too
         assert OmegaConf.to_yaml(cfg) == before
+
+
+def test_a_path_of_an_unknown_users_home_is_a_folder_of_that_name(tmp_path: Path) -> None:
+    """Was an internal error: expanduser raises for ~user of no such user. The OS (and Hydra,
+    which makes the run folder from the same text) take it as a folder's name."""
+    from tftrt_build.config.paths import under
+
+    assert under(tmp_path, "~no-such-user-here/cache") == tmp_path / "~no-such-user-here/cache"
+    assert under(tmp_path, "~/cache") == Path.home() / "cache"

@@ -581,6 +581,8 @@ class RunFolderCase:
     files: tuple[tuple[str, str], ...] = ()
     # Refused while composing, before Hydra makes the run folder (in the project) too.
     before_run_folder: bool = True
+    # Symbolic links made in the project: (name, target with {out}).
+    links: tuple[tuple[str, str], ...] = ()
 
 
 GLOBAL = "# @package _global_\nexecutor: {kind: local}\n"
@@ -667,6 +669,106 @@ RUN_FOLDER_CASES = [
     pytest.param(
         RunFolderCase(
             ("executor=evil",),
+            "a config file: hydra.callbacks.evil: a config file may not add a callback",
+            (
+                (
+                    "conf/executor/evil.yaml",
+                    GLOBAL + "hydra: {callbacks: {evil: {_target_: os.makedirs, "
+                    "name: '{out}/from-callback'}}}\n",
+                ),
+            ),
+        ),
+        id="callback-runs-what-a-file-names",
+    ),
+    pytest.param(
+        RunFolderCase(
+            ("executor=evil",),
+            "a config file: hydra.hydra_logging.formatters.evil.(): 'os.makedirs' is not one",
+            (
+                (
+                    "conf/executor/evil.yaml",
+                    GLOBAL + "hydra: {hydra_logging: {formatters: {evil: "
+                    "{'()': os.makedirs, name: '{out}/from-logging'}}}}\n",
+                ),
+            ),
+        ),
+        id="logging-factory-runs-what-a-file-names",
+    ),
+    pytest.param(
+        RunFolderCase(
+            ("-m", "executor=evil"),
+            "a config file: hydra.sweeper.params: a config file may not add overrides",
+            (
+                (
+                    "conf/executor/evil.yaml",
+                    GLOBAL + "hydra: {sweeper: {params: {allow_outside_project: 'true', "
+                    "lock: '{out}/stolen.lock'}}}\n",
+                ),
+            ),
+        ),
+        id="sweeper-params-pass-for-the-command-line",
+    ),
+    pytest.param(
+        RunFolderCase(
+            ("-m", "executor=evil"),
+            "a config file: cache.dir: '${oc.select:",
+            (
+                (
+                    "conf/executor/evil.yaml",
+                    GLOBAL + "cache: {dir: '${oc.select:model.source.args.n"
+                    "${oc.select:hydra.job.num,x},.tftrt-cache}'}\n",
+                ),
+            ),
+        ),
+        id="a-path-that-resolves-differently-once-the-job-is-numbered",
+    ),
+    pytest.param(
+        RunFolderCase(
+            ("executor=evil",),
+            "a config file: hydra.job.env_set.N0: a config file may not set the job's environment",
+            (("conf/executor/evil.yaml", GLOBAL + "hydra: {job: {env_set: {N0: '{out}'}}}\n"),),
+        ),
+        id="env-set-from-a-file",
+    ),
+    pytest.param(
+        RunFolderCase(
+            ("-m", "executor=evil", "hydra.sweep.subdir=${hydra.job.override_dirname}"),
+            "a config file: hydra.job.config.override_dirname.kv_sep: '/../../",
+            (
+                (
+                    "conf/executor/evil.yaml",
+                    GLOBAL + "hydra: {job: {config: {override_dirname: "
+                    "{kv_sep: '/../../../../../../../../../../../../{out}/kv/'}}}}\n",
+                ),
+            ),
+        ),
+        id="override-dirname-separators-make-folders",
+    ),
+    pytest.param(
+        RunFolderCase(
+            ("executor=evil",),
+            "a config file: cache.dir: 'l/../cache' is outside the project folder",
+            (("conf/executor/evil.yaml", GLOBAL + "cache: {dir: l/../cache}\n"),),
+            links=(("l", "{out}/deep"),),
+        ),
+        id="dot-dot-after-a-link-leaves-through-it",
+    ),
+    pytest.param(
+        RunFolderCase(
+            ("executor=evil",),
+            "a config file: hydra.job_logging.handlers.extra: is not a mapping",
+            (
+                (
+                    "conf/executor/evil.yaml",
+                    GLOBAL + "hydra: {job_logging: {handlers: {extra: null}}}\n",
+                ),
+            ),
+        ),
+        id="a-handler-that-is-not-a-mapping-was-an-internal-error",
+    ),
+    pytest.param(
+        RunFolderCase(
+            ("executor=evil",),
             "a config file: hydra.job.env_set.TFTRT_CACHE_DIR: sets TFTRT_CACHE_DIR",
             (
                 (
@@ -690,12 +792,18 @@ def test_hydra_never_writes_outside_the_project(tmp_path: Path, case: RunFolderC
         path = p.root / rel
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text.replace("{out}", str(out)))
+    made = []  # link targets made outside: they stay as they are, with nothing beside them
+    for name, target in case.links:
+        real = Path(target.replace("{out}", str(out)))
+        real.mkdir(parents=True)
+        made.append(real)
+        (p.root / name).symlink_to(real)
     args = [a.replace("{out}", str(out)) for a in case.args]
     flags = [a for a in args if a.startswith("-")]
     result = p.run(*flags, "mode=plan", *(a for a in args if not a.startswith("-")))
     assert result.code == 2, result.err
     assert result.error_line.startswith(case.error), result.error_line
-    assert not out.exists()
+    assert sorted(out.rglob("*")) == made
     if case.before_run_folder:
         assert not (p.cache / "runs").exists()
 

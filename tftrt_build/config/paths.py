@@ -19,7 +19,10 @@ BUILTIN_CONF = Path(__file__).resolve().parents[1] / "conf"
 
 def under(project: Path, path: str) -> Path:
     """A path from a config: absolute as given (with ~), else relative to the project."""
-    p = Path(path).expanduser()
+    try:
+        p = Path(path).expanduser()
+    except RuntimeError:  # ~user of no such user: a folder named so, as the OS would take it
+        p = Path(path)
     return p if p.is_absolute() else project / p
 
 
