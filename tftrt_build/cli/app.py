@@ -52,6 +52,7 @@ from tftrt_build.config.paths import under
 from tftrt_build.config.runfolders import check_run_folders
 from tftrt_build.config.runmode import may_set_run_mode
 from tftrt_build.config.schema import Config, register_configs
+from tftrt_build.config.swap import swapped
 from tftrt_build.config.yamlguard import check_config_dirs
 from tftrt_build.config.yamlload import omegaconf_loader
 from tftrt_build.errors import ConfigError, TftrtError
@@ -246,11 +247,8 @@ def _one_compose(mode_from_config: bool) -> Iterator[None]:
     def unset(self: Any, config_name: str | None, overrides: list[str]) -> None:
         return None
 
-    Hydra.get_mode = unset  # type: ignore[method-assign]
-    try:
+    with swapped(Hydra, "get_mode", unset):
         yield
-    finally:
-        Hydra.get_mode = original  # type: ignore[method-assign]
 
 
 @contextlib.contextmanager
@@ -274,11 +272,8 @@ def _checked_run_folders(argv: list[str]) -> Iterator[None]:
         check_run_folders(cfg, project, overrides, allow_outside)
         return cfg
 
-    ConfigLoaderImpl.load_configuration = checked  # type: ignore[method-assign]
-    try:
+    with swapped(ConfigLoaderImpl, "load_configuration", checked):
         yield
-    finally:
-        ConfigLoaderImpl.load_configuration = original  # type: ignore[method-assign]
 
 
 class Command:

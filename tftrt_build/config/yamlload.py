@@ -24,6 +24,8 @@ from typing import IO, Any
 import yaml
 from omegaconf import _utils
 
+from tftrt_build.config.swap import swapped
+
 _CParser: Any
 try:
     from yaml import cyaml
@@ -71,12 +73,8 @@ _LOADER = _c_loader()
 @contextlib.contextmanager
 def omegaconf_loader() -> Iterator[None]:
     """Config files loaded while this runs are parsed by libyaml (when PyYAML has it)."""
-    original = _utils.get_yaml_loader
     if _LOADER is None:
         yield
         return
-    _utils.get_yaml_loader = lambda: _LOADER
-    try:
+    with swapped(_utils, "get_yaml_loader", lambda: _LOADER):
         yield
-    finally:
-        _utils.get_yaml_loader = original
