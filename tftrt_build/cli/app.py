@@ -41,6 +41,7 @@ from tftrt_build.config.choices import check_choices, check_primary_config
 from tftrt_build.config.commands import check_cache
 from tftrt_build.config.explain import COMMAND_LINE, explain
 from tftrt_build.config.keys import check_known_keys
+from tftrt_build.config.nodecopy import fast_node_copies
 from tftrt_build.config.options import (
     HydraOptions,
     command_line_value,
@@ -303,6 +304,7 @@ class Command:
                 _hydra_raises(),
                 _one_compose(mode_from_config),
                 omegaconf_loader(),
+                fast_node_copies(),
                 _checked_run_folders(sys.argv[1:]),
             ):
                 app()
