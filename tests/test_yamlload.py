@@ -8,10 +8,14 @@ from pathlib import Path
 
 import pytest
 import yaml
+from hydra.core import utils as hydra_utils
 from omegaconf import OmegaConf, _utils
 
 from tftrt_build.config import yamlload
-from tftrt_build.config.yamlload import omegaconf_loader
+from tftrt_build.config.schema import Config
+from tftrt_build.config.yamlload import libyaml_run_records, omegaconf_loader
+
+original_save_config = hydra_utils._save_config
 
 REPO = Path(__file__).resolve().parent.parent
 # Every config file shipped or used by the tests, the broken fixtures too.
@@ -82,3 +86,39 @@ def test_a_files_name_stays_in_the_message(tmp_path: Path, binary: bool) -> None
         messages.append(str(e.value))
     assert str(path) in messages[0]
     assert messages[1] == messages[0]
+
+
+# Strings whose YAML needs quoting, escaping or folding, for the run records' emitter.
+AWKWARD = [
+    *("", " ", "a: b", "- x", "'q'", '"dq"', "yes", "no", "on", "1", "1.0", "1e3", ".inf"),
+    *("0x1F", "null", "~", "#c", "a #c", "multi\nline", "trail ", "\t tab", "üñí", "😀 x"),
+    *("a" * 200, "a " * 60, "{x}", "[y]", "*a", "&b", "!t", "%p", "@at", "`bt", "key:", "?"),
+    *("\x07bell", "\u2028sep", "line\r\nwin", "${oc.env:HOME}", "???", "2001-12-14", "<<"),
+]
+
+
+def _records(tmp_path: Path, cfg: object, block: object) -> object:
+    folder = tmp_path / str(len(list(tmp_path.iterdir())))
+    with block():  # type: ignore[operator]
+        hydra_utils._save_config(cfg, "config.yaml", folder)
+    # Read back as OmegaConf reads YAML (its float rule: 1e3 is a number).
+    return yaml.load((folder / "config.yaml").read_text(encoding="utf-8"), _utils.get_yaml_loader())
+
+
+@pytest.mark.skipif(yamlload._DUMPER is None, reason="PyYAML here is built without libyaml")
+@pytest.mark.parametrize(
+    "cfg",
+    [
+        OmegaConf.structured(Config),
+        OmegaConf.create({"strings": AWKWARD, "keys": {s: i for i, s in enumerate(AWKWARD)}}),
+        OmegaConf.create([1, 2.5, None, True, "${x}", {"n": [Path("a/b").as_posix()]}]),
+    ],
+    ids=["schema", "awkward strings", "list"],
+)
+def test_run_records_hold_the_same_values_as_hydras_own(tmp_path: Path, cfg: object) -> None:
+    expected = _records(tmp_path, cfg, contextlib.nullcontext)
+    assert expected is not None
+    with libyaml_run_records():
+        assert hydra_utils._save_config is not original_save_config
+    assert _records(tmp_path, cfg, libyaml_run_records) == expected
+    assert hydra_utils._save_config is original_save_config

@@ -55,7 +55,7 @@ from tftrt_build.config.runmode import may_set_run_mode
 from tftrt_build.config.schema import Config, register_configs
 from tftrt_build.config.swap import swapped
 from tftrt_build.config.yamlguard import check_config_dirs
-from tftrt_build.config.yamlload import omegaconf_loader
+from tftrt_build.config.yamlload import libyaml_run_records, omegaconf_loader
 from tftrt_build.errors import ConfigError, TftrtError
 from tftrt_build.store.runs import prune_runs
 
@@ -304,6 +304,7 @@ class Command:
                 _hydra_raises(),
                 _one_compose(mode_from_config),
                 omegaconf_loader(),
+                libyaml_run_records(),
                 fast_node_copies(),
                 _checked_run_folders(sys.argv[1:]),
             ):

@@ -12,6 +12,14 @@ message, at the same line and column, as without this module.
 
 ``omegaconf_loader`` swaps the loader in for as long as its ``with`` block runs (OmegaConf 2.3,
 pinned, looks ``get_yaml_loader`` up in ``omegaconf._utils`` on every load).
+
+The other way round, Hydra writes each run's records (``.hydra/config.yaml``, ``hydra.yaml``,
+``overrides.yaml``) through OmegaConf's pure-Python dumper: 25 ms a run, 70 ms for a target of
+128 versions. ``libyaml_run_records`` has them written by libyaml's emitter under the same
+representers (OmegaConf quotes strings that would read back as numbers or booleans). The
+values are the same; the text may differ in layout: libyaml folds long strings at other
+places and escapes characters outside the Basic Multilingual Plane. ``--cfg`` output, which a
+user reads, stays OmegaConf's.
 """
 
 from __future__ import annotations
@@ -19,10 +27,12 @@ from __future__ import annotations
 import contextlib
 import io
 from collections.abc import Iterator
+from pathlib import Path
 from typing import IO, Any
 
 import yaml
-from omegaconf import _utils
+from hydra.core import utils as hydra_utils
+from omegaconf import DictConfig, ListConfig, OmegaConf, _utils
 
 from tftrt_build.config.swap import swapped
 
@@ -77,4 +87,40 @@ def omegaconf_loader() -> Iterator[None]:
         yield
         return
     with swapped(_utils, "get_yaml_loader", lambda: _LOADER):
+        yield
+
+
+def _c_dumper() -> type | None:
+    base = getattr(yaml, "CDumper", None)
+    if base is None:
+        return None  # PyYAML built without libyaml
+
+    class LibyamlDumper(base):  # type: ignore[misc, valid-type]
+        """libyaml's emitter under OmegaConf's representers."""
+
+    python_dumper = _utils.get_omega_conf_dumper()  # adds its str representer
+    LibyamlDumper.add_representer(str, python_dumper.str_representer)
+    return LibyamlDumper
+
+
+_DUMPER = _c_dumper()
+
+
+def _save_record(cfg: DictConfig | ListConfig, filename: str, output_dir: Path) -> None:
+    """Hydra's ``_save_config``, with libyaml's emitter."""
+    data = OmegaConf.to_container(cfg, resolve=False, enum_to_str=True)
+    text = yaml.dump(
+        data, Dumper=_DUMPER, default_flow_style=False, allow_unicode=True, sort_keys=False
+    )
+    output_dir.mkdir(parents=True, exist_ok=True)
+    (output_dir / filename).write_text(text, encoding="utf-8")
+
+
+@contextlib.contextmanager
+def libyaml_run_records() -> Iterator[None]:
+    """Hydra's run records written while this runs are emitted by libyaml (when PyYAML has it)."""
+    if _DUMPER is None:
+        yield
+        return
+    with swapped(hydra_utils, "_save_config", _save_record):
         yield
