@@ -157,3 +157,33 @@ def test_damaged_stat_cache_file_is_ignored(tmp_path: Path) -> None:
     path = tmp_path / "stat.json"
     path.write_text("{not json")
     assert StatCache(path).lookup(path, path.stat()) is None
+
+
+def test_a_full_check_of_unchanged_files_leaves_the_stat_cache_file_alone(
+    tmp_path: Path,
+) -> None:
+    # mode=check hashes every bundle file again; rows that already say the same are not
+    # rewritten (statcache.json was rewritten by every check of a 900-file bundle).
+    files = [tmp_path / "tree" / f"f{i}" for i in range(3)]
+    for f in files:
+        f.parent.mkdir(exist_ok=True)
+        f.write_bytes(f.name.encode())
+        old(f)
+    path = tmp_path / "stat.json"
+    first = StatCache(path)
+    tree = hash_tree(tmp_path / "tree", first)
+    first.save()
+    saved = path.read_bytes()
+    os.utime(path, (1, 1))
+    full = StatCache(path, trust=False)
+    assert hash_tree(tmp_path / "tree", full) == tree
+    full.save()
+    assert path.stat().st_mtime == 1 and path.read_bytes() == saved
+    # A file that changed gets its new row.
+    files[0].write_bytes(b"changed")
+    old(files[0])
+    again = StatCache(path, trust=False)
+    hash_tree(tmp_path / "tree", again)
+    again.save()
+    assert path.stat().st_mtime != 1
+    assert StatCache(path).lookup(files[0].absolute(), files[0].stat()) == hash_file(files[0])

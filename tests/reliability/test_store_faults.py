@@ -346,7 +346,11 @@ def _replace(path: str, old: str, new: str) -> Callable[[Path], None]:
 
 
 def _add(path: str) -> Callable[[Path], None]:
-    return lambda bundle: (bundle / path).write_text("mine\n")
+    def add(bundle: Path) -> None:
+        (bundle / path).parent.mkdir(parents=True, exist_ok=True)
+        (bundle / path).write_text("mine\n")
+
+    return add
 
 
 def _delete(path: str) -> Callable[[Path], None]:
@@ -367,6 +371,11 @@ HAND_EDITS = [
         id="models-config",
     ),
     pytest.param(_add("notes.txt"), "notes.txt added", id="added-file"),
+    # The walk for added files skips version folders (compared file by file): beside and
+    # inside them, additions are still named.
+    pytest.param(_add("models/demo/9/extra.pb"), "models/demo/9/extra.pb added", id="new-version"),
+    pytest.param(_add("models/demo/stray"), "models/demo/stray added", id="beside-versions"),
+    pytest.param(_add("models/demo/1/extra.pb"), "models/demo/1/extra.pb added", id="in-version"),
     pytest.param(_delete("README.md"), "README.md missing", id="deleted-file"),
     pytest.param(
         lambda b: flip_byte(b / "models/demo/1/saved_model.pb"),

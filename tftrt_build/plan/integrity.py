@@ -97,12 +97,9 @@ def bundle_edits(
     for name, digest in sorted(versions.items()):
         edits += _version_edits(bundle_dir, name, digest, stat_cache, (expected or {}).get(name))
     known = {*files, manifest.PATH}
-    for p in _files(bundle_dir):
-        rel = p.relative_to(bundle_dir).as_posix()
-        parts = rel.split("/")
-        in_version = len(parts) > 3 and parts[0] == "models" and "/".join(parts[1:3]) in versions
-        if rel not in known and not in_version:
-            edits.append(Edit(rel, "added"))
+    # Version folders were compared file by file above: the walk does not go into them.
+    skip = {f"models/{name}" for name in versions}
+    edits += [Edit(rel, "added") for rel in _files(bundle_dir, skip) if rel not in known]
     return edits
 
 
@@ -133,11 +130,15 @@ def _version_edits(
     return edits
 
 
-def _files(root: Path) -> list[Path]:
-    found: list[Path] = []
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames.sort()
-        found.extend(Path(dirpath, n) for n in sorted(filenames))
+def _files(root: Path, skip: set[str]) -> list[str]:
+    """POSIX paths, relative to root, of the files under it, outside the folders in skip."""
+    top = os.fspath(root)
+    found: list[str] = []
+    for dirpath, dirnames, filenames in os.walk(top):
+        folder = dirpath[len(top) :].strip(os.sep).replace(os.sep, "/")
+        prefix = f"{folder}/" if folder else ""
+        dirnames[:] = sorted(d for d in dirnames if prefix + d not in skip)
+        found.extend(prefix + n for n in sorted(filenames))
     return found
 
 

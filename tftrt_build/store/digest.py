@@ -128,9 +128,20 @@ class StatCache:
 
     def record(self, path: Path, st: os.stat_result, digest: str, hashed_at: int) -> None:
         entry = [*self._stamp(st), hashed_at, digest]
-        self._entries[str(path)] = entry
-        self._dirty[str(path)] = entry
         self._read_here[(st.st_dev, st.st_ino)] = entry
+        key = str(path)
+        saved = self._entries.get(key)
+        if (
+            saved is not None
+            and saved[:4] == entry[:4]
+            and saved[5] == digest
+            and int(saved[4]) >= st.st_mtime_ns + _RACY_NS
+        ):
+            # The file already has this row, one a later run may trust: a full check of an
+            # unchanged bundle (900 files) need not rewrite the stat cache.
+            return
+        self._entries[key] = entry
+        self._dirty[key] = entry
 
     def forget(self, prefix: Path) -> None:
         """Drop entries under a folder (an evicted cache entry)."""
@@ -169,7 +180,13 @@ class StatCache:
 
 def hash_file(path: Path, cache: StatCache | None = None, progress: Progress | None = None) -> str:
     path = path.absolute()
-    st = path.stat()
+    return _hash_stated(path, path.stat(), cache, progress)
+
+
+def _hash_stated(
+    path: Path, st: os.stat_result, cache: StatCache | None, progress: Progress | None
+) -> str:
+    """A file's digest, given its absolute path and its stat from just before."""
     if cache is not None and (hit := cache.lookup(path, st)) is not None:
         if progress:
             progress(st.st_size)
@@ -239,8 +256,8 @@ def hash_tree(
     root: Path, cache: StatCache | None = None, progress: Progress | None = None
 ) -> TreeDigest:
     """Digest of a folder: its files' relative paths, sizes and content digests."""
-    files = [
-        FileDigest(rel, p.stat().st_size, hash_file(p, cache, progress))
-        for rel, p in relative_files(root)
-    ]
+    files = []
+    for rel, p in relative_files(root.absolute()):
+        st = p.stat()  # one stat for the size and the stat cache
+        files.append(FileDigest(rel, st.st_size, _hash_stated(p, st, cache, progress)))
     return TreeDigest(combine(files), tuple(files))
