@@ -21,8 +21,6 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
-from filelock import FileLock, Timeout
-
 from tftrt_build.store.locks import lock_file
 
 # How often a stage waiting for a GPU looks again.
@@ -57,6 +55,8 @@ def gpu_slot(
         raise ValueError("an empty GPU pool")
     told = False
     while True:
+        from filelock import FileLock, Timeout  # only a build that runs a stage takes a GPU
+
         for device in devices:
             path = lock_file(cache_dir, "gpu", f"{scope}:{device}")
             path.parent.mkdir(parents=True, exist_ok=True)

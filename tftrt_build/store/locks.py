@@ -15,8 +15,6 @@ import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from filelock import FileLock, Timeout
-
 LOCKS = "locks"
 
 
@@ -34,6 +32,8 @@ def for_path(cache_dir: Path, kind: str, path: Path) -> Path:
 @contextlib.contextmanager
 def holding(path: Path, waiting: Callable[[], None] | None = None) -> Iterator[None]:
     """Hold the lock at ``path``; call ``waiting`` once if another process holds it now."""
+    from filelock import FileLock, Timeout  # mode=plan and mode=check never take one
+
     path.parent.mkdir(parents=True, exist_ok=True)
     lock = FileLock(path)
     try:
