@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
+import enum
 import sys
+from typing import Any
 
 from conftest import Project
 
+from tftrt_build.config.schema import Config
 from tftrt_build.execute.local import LocalExecutor
 from tftrt_build.plan import make_plan
+from tftrt_build.plan.keys import plain
 from tftrt_build.plan.reasons import changes, stale
 from tftrt_build.store.cache import Store
 from tftrt_build.store.digest import StatCache
@@ -56,3 +61,33 @@ def test_reasons_against_a_lock(compose_request, project: Project) -> None:  # t
     items = dict(stale(changed))
     assert "demo/native source" in items and "demo/native convert" in items
     assert items["demo/native"].startswith("config changed: model.source.args.classes: 10 -> 7")
+
+
+def _plain_reference(value: Any) -> Any:
+    """What plain did before it kept field names by class: every check on every value."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _plain_reference(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, dict):
+        items = sorted(value.items(), key=lambda kv: str(kv[0]))
+        return {str(k): _plain_reference(v) for k, v in items}
+    if isinstance(value, list | tuple):
+        return [_plain_reference(v) for v in value]
+    return value
+
+
+def test_plain_data_is_what_every_check_on_every_value_made(
+    compose_request, project: Project
+) -> None:  # type: ignore[no-untyped-def]
+    # Keys and the lock are made of plain(...): the fast path must not change a byte of them.
+    class Mode(str, enum.Enum):
+        fast = "fast"
+
+    request = compose_request(project.root, "profile=fp16")
+    art = request.artifacts[0]
+    odd = {"b": (1, Mode.fast), 2: [art.profile], "a": {"x": None, "y": 1.5, "z": True}}
+    values = (request, art, art.model, art.profile, request.target, odd, Config, Mode.fast)
+    for value in values:
+        assert plain(value) == _plain_reference(value)
+    assert plain(Mode.fast) == "fast" and plain(Config) is Config

@@ -21,10 +21,22 @@ def stage_key(stage: str, inputs: dict[str, Any], toolchain: dict[str, Any]) -> 
     return digest_json({"salt": KEY_SALT, "stage": stage, "inputs": inputs, "toolchain": toolchain})
 
 
+# Values that are already plain: exactly these types (never a dataclass or an enum).
+_ATOMS = frozenset({str, int, float, bool, type(None)})
+# A dataclass's field names, by class (its fields are fixed when the class is made).
+_FIELDS: dict[type, tuple[str, ...]] = {}
+
+
 def plain(value: Any) -> Any:
     """Dataclasses and enums as JSON/YAML-friendly data, dict keys sorted."""
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    kind = type(value)
+    if kind in _ATOMS:
+        return value  # most calls: the leaves, spared the checks below
+    names = _FIELDS.get(kind)
+    if names is None and dataclasses.is_dataclass(kind):
+        names = _FIELDS[kind] = tuple(f.name for f in dataclasses.fields(kind))
+    if names is not None:
+        return {name: plain(getattr(value, name)) for name in names}
     if isinstance(value, enum.Enum):
         return value.value
     if isinstance(value, dict):
