@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
 from pathlib import Path
 
 import pytest
@@ -122,3 +123,12 @@ def test_run_records_hold_the_same_values_as_hydras_own(tmp_path: Path, cfg: obj
         assert hydra_utils._save_config is not original_save_config
     assert _records(tmp_path, cfg, libyaml_run_records) == expected
     assert hydra_utils._save_config is original_save_config
+
+
+def test_a_name_that_is_not_utf8_is_still_recorded(tmp_path: Path) -> None:
+    # A folder or an argument whose bytes are not UTF-8 reaches Python as lone surrogates;
+    # libyaml refuses them where OmegaConf's dumper escapes them, so the run went down.
+    name = os.fsdecode(b"target=caf\xe9")
+    cfg = OmegaConf.create({"cwd": name, "list": [name]})
+    expected = _records(tmp_path, cfg, contextlib.nullcontext)
+    assert _records(tmp_path, cfg, libyaml_run_records) == expected == OmegaConf.to_container(cfg)

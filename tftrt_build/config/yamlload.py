@@ -109,9 +109,14 @@ _DUMPER = _c_dumper()
 def _save_record(cfg: DictConfig | ListConfig, filename: str, output_dir: Path) -> None:
     """Hydra's ``_save_config``, with libyaml's emitter."""
     data = OmegaConf.to_container(cfg, resolve=False, enum_to_str=True)
-    text = yaml.dump(
-        data, Dumper=_DUMPER, default_flow_style=False, allow_unicode=True, sort_keys=False
-    )
+    try:
+        text = yaml.dump(
+            data, Dumper=_DUMPER, default_flow_style=False, allow_unicode=True, sort_keys=False
+        )
+    except (UnicodeEncodeError, yaml.YAMLError):
+        # libyaml refuses what the pure emitter escapes: a name Python decoded from bytes
+        # that are not UTF-8 (a folder or an argument, as lone surrogates).
+        text = OmegaConf.to_yaml(cfg)
     output_dir.mkdir(parents=True, exist_ok=True)
     (output_dir / filename).write_text(text, encoding="utf-8")
 
