@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from collections import defaultdict
 from collections.abc import Iterator
 from enum import Enum
 from typing import Any
@@ -108,3 +109,49 @@ def test_metadata_is_copied_generically_outside_the_block() -> None:
     with fast_node_copies():
         assert "__deepcopy__" in vars(Metadata)
     assert "__deepcopy__" not in vars(Metadata)
+
+
+class _Derived(Metadata):
+    """Someone else's metadata class, with copying rules of its own."""
+
+    def __reduce_ex__(self, protocol: Any) -> Any:
+        self.reduced = True
+        return super().__reduce_ex__(protocol)
+
+
+def _metadata(**changes: Any) -> Metadata:
+    meta = Metadata(ref_type=Any, object_type=None, optional=True, key="k")
+    vars(meta).update(changes)
+    return meta
+
+
+def test_what_the_generic_copy_shares_or_links_stays_so() -> None:
+    # A record reaching itself, and one empty resolver cache held twice: the copy keeps both
+    # shapes, as the generic protocol does (it enters each copy in the memo first).
+    looped = _metadata()
+    looped.key = ("k", [looped])
+    shared = _metadata()
+    shared.flags_root = shared.resolver_cache  # type: ignore[assignment]
+    other_factory = _metadata(resolver_cache=defaultdict(list))
+    for meta in (looped, shared, other_factory):
+        with fast_node_copies():
+            fast = copy.deepcopy(meta)
+        generic = copy.deepcopy(meta)
+        assert type(fast) is type(generic)
+    with fast_node_copies():
+        fast_loop = copy.deepcopy(looped)
+        fast_shared = copy.deepcopy(shared)
+        fast_other = copy.deepcopy(other_factory)
+    assert fast_loop.key[1][0] is fast_loop
+    assert fast_shared.flags_root is fast_shared.resolver_cache
+    assert fast_shared.resolver_cache is not shared.resolver_cache
+    assert fast_other.resolver_cache.default_factory is list
+    assert fast_other.resolver_cache is not other_factory.resolver_cache
+
+
+def test_a_derived_metadata_class_is_copied_the_generic_way() -> None:
+    meta = _Derived(ref_type=Any, object_type=None, optional=True, key="k")
+    with fast_node_copies():
+        fast = copy.deepcopy(meta)
+    assert type(fast) is _Derived and getattr(meta, "reduced", False)
+    assert vars(fast) == vars(meta)
