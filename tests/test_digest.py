@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from pathlib import Path
+from typing import Any
 
 import blake3
 import pytest
@@ -187,3 +189,57 @@ def test_a_full_check_of_unchanged_files_leaves_the_stat_cache_file_alone(
     again.save()
     assert path.stat().st_mtime != 1
     assert StatCache(path).lookup(files[0].absolute(), files[0].stat()) == hash_file(files[0])
+
+
+@pytest.mark.parametrize(
+    "row",
+    [
+        lambda st: [st.st_size, st.st_mtime_ns, st.st_ino, st.st_dev],  # cut short
+        lambda st: [st.st_size, st.st_mtime_ns, st.st_ino, st.st_dev, "soon", "d"],
+        lambda st: [st.st_size, st.st_mtime_ns, st.st_ino, st.st_dev, 1, None],
+        lambda st: {"size": st.st_size},
+    ],
+    ids=["short", "hashed-at-text", "digest-null", "mapping"],
+)
+@pytest.mark.parametrize("trust", [True, False], ids=["verify-stat", "verify-full"])
+def test_a_malformed_stat_cache_row_is_as_good_as_absent(
+    tmp_path: Path, row: Any, trust: bool
+) -> None:
+    # Valid JSON, a row whose stamp matches the file, the rest not as record() writes it: a
+    # full check crashed on it (IndexError), a stat check would too.
+    f = tmp_path / "tree" / "a"
+    f.parent.mkdir()
+    f.write_bytes(b"x")
+    old(f)
+    path = tmp_path / "stat.json"
+    rows = {str(f.absolute()): row(f.stat())}
+    path.write_text(json.dumps({"version": digest._STATCACHE_VERSION, "entries": rows}))
+    cache = StatCache(path, trust=trust)
+    assert hash_file(f, cache) == blake3.blake3(b"x").hexdigest()
+    cache.save()
+    assert StatCache(path).lookup(f.absolute(), f.stat()) == blake3.blake3(b"x").hexdigest()
+
+
+def test_rows_forgotten_or_moved_leave_the_file(tmp_path: Path) -> None:
+    folder, moved = tmp_path / "entry", tmp_path / "moved"
+    f = folder / "a"
+    folder.mkdir()
+    f.write_bytes(b"x")
+    old(f)
+    path = tmp_path / "stat.json"
+    cache = StatCache(path)
+    hash_file(f, cache)
+    cache.save()
+    # Forgotten (an evicted entry), then read again in the same run: the new row is kept.
+    cache = StatCache(path)
+    cache.forget(folder)
+    hash_file(f, cache)
+    cache.save()
+    assert str(f.absolute()) in json.loads(path.read_text())["entries"]
+    # Moved (a renamed folder): the row goes with it, none stays under the old path.
+    folder.rename(moved)
+    cache = StatCache(path)
+    cache.move(folder, moved)
+    cache.save()
+    entries = json.loads(path.read_text())["entries"]
+    assert str((moved / "a").absolute()) in entries and str(f.absolute()) not in entries

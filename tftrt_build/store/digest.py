@@ -105,8 +105,9 @@ class StatCache:
             try:
                 data = json.loads(path.read_text())
                 if data.get("version") == _STATCACHE_VERSION:
-                    self._entries = data["entries"]
-            except (OSError, ValueError, KeyError, TypeError):
+                    # A row not of the shape record() writes is as good as absent.
+                    self._entries = {k: v for k, v in data["entries"].items() if _well_formed(v)}
+            except (OSError, ValueError, KeyError, TypeError, AttributeError):
                 # A damaged stat cache only costs re-hashing; start afresh.
                 self._entries = {}
 
@@ -142,6 +143,7 @@ class StatCache:
             return
         self._entries[key] = entry
         self._dirty[key] = entry
+        self._forgotten.discard(key)  # forgotten, then read again: the new row stays
 
     def forget(self, prefix: Path) -> None:
         """Drop entries under a folder (an evicted cache entry)."""
@@ -157,9 +159,11 @@ class StatCache:
         for key in [k for k in self._entries if k.startswith(start)]:
             entry = self._entries.pop(key)
             self._dirty.pop(key, None)
+            self._forgotten.add(key)  # the old path's row goes from the file too
             moved = str(new.absolute()) + os.sep + key[len(start) :]
             self._entries[moved] = entry
             self._dirty[moved] = entry
+            self._forgotten.discard(moved)
 
     def save(self) -> None:
         if self.path is None or not (self._dirty or self._forgotten):
@@ -198,6 +202,16 @@ def _hash_stated(
     if cache is not None and _same_state(st, after):
         cache.record(path, after, digest, started)
     return digest
+
+
+def _well_formed(row: Any) -> bool:
+    """A stat-cache row as record() writes it: size, mtime, inode, device, hashed at, digest."""
+    return (
+        isinstance(row, list)
+        and len(row) == 6
+        and all(type(n) is int for n in row[:5])
+        and isinstance(row[5], str)
+    )
 
 
 def _same_state(a: os.stat_result, b: os.stat_result) -> bool:
