@@ -19,6 +19,7 @@ import hashlib
 import io
 import json
 import os
+import shutil
 import stat
 import subprocess
 import sys
@@ -819,3 +820,107 @@ def test_run_folders_may_leave_the_project_when_the_command_line_says_so(tmp_pat
     elsewhere = p.run("mode=plan", env={"TFTRT_CACHE_DIR": str(machine)})
     assert elsewhere.code == 0, elsewhere.err
     assert list((machine / "runs").glob("*/run.log"))
+
+
+# -- a bundle's own record: what bundle.json names stays inside the bundle ---------------------
+
+
+def _bundle(root: Path) -> Path:
+    """A small bundle as tftrt-build writes one: a file, one version folder, bundle.json."""
+    from tftrt_build.store.digest import digest_bytes, hash_tree
+
+    bundle = root / "bundle"
+    (bundle / "models" / "m" / "1").mkdir(parents=True)
+    (bundle / "models" / "m" / "1" / "saved_model.pb").write_bytes(b"graph")
+    (bundle / "README.md").write_text("served\n")
+    doc = {
+        "files": {"README.md": digest_bytes(b"served\n")},
+        "models": [
+            {
+                "name": "m",
+                "versions": [{"version": 1, "digest": hash_tree(bundle / "models/m/1").digest}],
+            }
+        ],
+    }
+    (bundle / "bundle.json").write_text(json.dumps(doc))
+    return bundle
+
+
+def _edit_manifest(change: Callable[[dict], None]) -> Callable[[Path, Path], None]:
+    def edit(bundle: Path, outside: Path) -> None:
+        doc = json.loads((bundle / "bundle.json").read_text())
+        change(doc)
+        (bundle / "bundle.json").write_text(json.dumps(doc))
+
+    return edit
+
+
+def _relink(path: str, to: str) -> Callable[[Path, Path], None]:
+    def edit(bundle: Path, outside: Path) -> None:
+        target = bundle / path
+        if target.is_dir():
+            shutil.rmtree(target)
+        elif target.exists():
+            target.unlink()
+        target.symlink_to(outside / to)
+
+    return edit
+
+
+MANIFEST_CASES = [
+    pytest.param(
+        _edit_manifest(lambda d: d["files"].update({"../outside/secret": "0" * 64})),
+        "bundle.json edited",
+        id="file-up",
+    ),
+    pytest.param(
+        _edit_manifest(lambda d: d["files"].update({"/etc/hostname": "0" * 64})),
+        "bundle.json edited",
+        id="file-absolute",
+    ),
+    pytest.param(
+        _edit_manifest(
+            lambda d: d["models"].append({"name": "..", "versions": [{"version": ".."}]})
+        ),
+        "bundle.json edited",
+        id="version-up",
+    ),
+    pytest.param(_relink("README.md", "secret"), "README.md edited", id="file-link"),
+    pytest.param(_relink("models/m/1", "."), "models/m/1/ edited", id="version-link"),
+    pytest.param(_relink("models/m", "."), "models/m/1/ edited", id="model-link"),
+    pytest.param(_relink("config", "."), "config added", id="folder-link-added"),
+]
+
+
+@pytest.mark.parametrize(("edit", "named"), MANIFEST_CASES)
+def test_a_bundle_check_reads_nothing_outside_the_bundle(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, edit: Callable[[Path, Path], None], named: str
+) -> None:
+    # bundle.json and the bundle are the user's to edit: a name leading out of the bundle, or a
+    # link put in, is named as an edit, and nothing outside is read or hashed.
+    from tftrt_build.plan.integrity import bundle_edits
+    from tftrt_build.store import digest
+
+    bundle = _bundle(tmp_path)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret").write_bytes(SECRET)
+    edit(bundle, outside)
+    read: list[Path] = []
+    real_read, real_hash = Path.read_bytes, digest._blake3_file
+
+    def read_bytes(path: Path) -> bytes:
+        read.append(path)
+        return real_read(path)
+
+    def hashed(path: Path, *args: object) -> str:
+        read.append(path)
+        return real_hash(path, *args)
+
+    monkeypatch.setattr(Path, "read_bytes", read_bytes)
+    monkeypatch.setattr(digest, "_blake3_file", hashed)
+    edits = [str(e) for e in bundle_edits(bundle, StatCache(None, trust=False))]
+    assert named in edits
+    assert read, "the check read nothing at all"
+    for path in read:
+        assert Path(os.path.realpath(path)).is_relative_to(bundle.resolve()), path

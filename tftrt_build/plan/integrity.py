@@ -82,7 +82,21 @@ def bundle_edits(
     edits: list[Edit] = []
     listed = doc.get("files")
     files: dict[str, str] = listed if isinstance(listed, dict) else {}
+    versions: dict[str, str] = {}
+    for model in doc.get("models") or []:
+        for v in model.get("versions") or []:
+            versions[f"{model.get('name')}/{v.get('version')}"] = str(v.get("digest"))
+    # tftrt-build writes only paths inside the bundle; a bundle.json naming any other was
+    # edited, and what it names is neither read nor hashed.
+    unsafe = [p for p in files if not _inside(p)] + [n for n in versions if not _inside(n)]
+    if unsafe:
+        edits.append(Edit(manifest.PATH, "edited"))
+        files = {p: d for p, d in files.items() if _inside(p)}
+        versions = {n: d for n, d in versions.items() if _inside(n)}
     for path, digest in sorted(files.items()):
+        if (bundle_dir / path).is_symlink():
+            edits.append(Edit(path, "edited"))  # tftrt-build writes no links; not followed
+            continue
         try:
             data = (bundle_dir / path).read_bytes()
         except OSError:
@@ -90,10 +104,6 @@ def bundle_edits(
             continue
         if digest_bytes(data) != digest:
             edits.append(Edit(path, "edited"))
-    versions: dict[str, str] = {}
-    for model in doc.get("models") or []:
-        for v in model.get("versions") or []:
-            versions[f"{model.get('name')}/{v.get('version')}"] = str(v.get("digest"))
     for name, digest in sorted(versions.items()):
         edits += _version_edits(bundle_dir, name, digest, stat_cache, (expected or {}).get(name))
     known = {*files, manifest.PATH}
@@ -111,6 +121,8 @@ def _version_edits(
     expected: tuple[FileDigest, ...] | None,
 ) -> list[Edit]:
     folder = bundle_dir / "models" / name
+    if any(p.is_symlink() for p in (folder, folder.parent, folder.parent.parent)):
+        return [Edit(f"models/{name}/", "edited")]  # a link put in by hand: not followed
     if not folder.is_dir():
         return [Edit(f"models/{name}/", "missing")]
     tree = hash_tree(folder, stat_cache)
@@ -130,6 +142,12 @@ def _version_edits(
     return edits
 
 
+def _inside(relative: str) -> bool:
+    """Whether a path bundle.json gives stays inside the bundle: plain names joined by '/'."""
+    parts = relative.split("/")
+    return all(part not in ("", ".", "..") and "\\" not in part for part in parts)
+
+
 def _files(root: Path, skip: set[str]) -> list[str]:
     """POSIX paths, relative to root, of the files under it, outside the folders in skip."""
     top = os.fspath(root)
@@ -138,7 +156,9 @@ def _files(root: Path, skip: set[str]) -> list[str]:
         folder = dirpath[len(top) :].strip(os.sep).replace(os.sep, "/")
         prefix = f"{folder}/" if folder else ""
         dirnames[:] = sorted(d for d in dirnames if prefix + d not in skip)
-        found.extend(prefix + n for n in sorted(filenames))
+        # A link to a folder is not walked into (it may lead anywhere): it is named itself.
+        links = [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]
+        found.extend(prefix + n for n in sorted([*filenames, *links]))
     return found
 
 
@@ -157,6 +177,8 @@ def artifact_digest_in_bundle(
             if v.get("artifact") != artifact or v.get("key") != key:
                 continue
             name, number = str(model.get("name")), v.get("version")
+            if not _inside(f"{name}/{number}"):
+                return None  # an edited bundle.json (bundle_edits names it)
             folder = bundle_dir / "models" / name / str(number)
             if not folder.is_dir():
                 return None
