@@ -24,6 +24,7 @@ import stat
 import subprocess
 import sys
 import tarfile
+import threading
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -924,3 +925,67 @@ def test_a_bundle_check_reads_nothing_outside_the_bundle(
     assert read, "the check read nothing at all"
     for path in read:
         assert Path(os.path.realpath(path)).is_relative_to(bundle.resolve()), path
+
+
+def _links_in_version(*links: tuple[str, str]) -> Callable[[Path, Path], None]:
+    def edit(bundle: Path, outside: Path) -> None:
+        for name, to in links:
+            (bundle / "models/m/1" / name).symlink_to(outside / to if to != "." else ".")
+
+    return edit
+
+
+# Links put inside a version folder: named, never followed (two links to "." made the walk
+# 2^40 paths long, and a check or a build hung).
+LINK_CASES = [
+    pytest.param(
+        _links_in_version(("a", "."), ("b", ".")),
+        ["models/m/1/a added", "models/m/1/b added"],
+        id="link-cycles-in-version",
+    ),
+    pytest.param(
+        _links_in_version(("x", "secret")), ["models/m/1/x added"], id="link-out-of-version"
+    ),
+]
+
+
+@pytest.mark.parametrize(("edit", "named"), LINK_CASES)
+def test_links_inside_a_version_are_named_not_followed(
+    tmp_path: Path, edit: Callable[[Path, Path], None], named: list[str]
+) -> None:
+    from tftrt_build.plan.integrity import bundle_edits
+
+    bundle = _bundle(tmp_path)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret").write_bytes(SECRET)
+    edit(bundle, outside)
+    done: list[list[str]] = []
+    worker = threading.Thread(
+        target=lambda: done.append(
+            [str(e) for e in bundle_edits(bundle, StatCache(None, trust=False))]
+        ),
+        daemon=True,
+    )
+    worker.start()
+    worker.join(timeout=20)
+    assert done, "the bundle check did not finish in 20 s"
+    assert done[0] == named
+
+
+def test_a_walk_does_not_go_round_a_link_cycle(tmp_path: Path) -> None:
+    from tftrt_build.store.digest import relative_files
+
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "f").write_text("x")
+    for name in ("a", "b"):
+        (tmp_path / "d" / name).symlink_to(".")
+    (tmp_path / "d" / "up").symlink_to("..")
+    done: list[list[str]] = []
+    worker = threading.Thread(
+        target=lambda: done.append([rel for rel, _ in relative_files(tmp_path)]), daemon=True
+    )
+    worker.start()
+    worker.join(timeout=20)
+    assert done, "the walk did not finish in 20 s"
+    assert done[0] == ["d/f"]

@@ -125,6 +125,11 @@ def _version_edits(
         return [Edit(f"models/{name}/", "edited")]  # a link put in by hand: not followed
     if not folder.is_dir():
         return [Edit(f"models/{name}/", "missing")]
+    if links := _links(folder):
+        # tftrt-build writes no links: each is an edit, and none is followed (a pair of links
+        # to "." made the walk endless; a link out of the bundle was read).
+        known = {f.path for f in expected or ()}
+        return [Edit(f"models/{name}/{p}", "edited" if p in known else "added") for p in links]
     tree = hash_tree(folder, stat_cache)
     if tree.digest == digest:
         return []
@@ -140,6 +145,21 @@ def _version_edits(
         if found[p] != wanted[p]
     ]
     return edits
+
+
+def _links(folder: Path) -> list[str]:
+    """Symbolic links under a folder, not followed, as POSIX paths relative to it."""
+    found: list[str] = []
+    stack = [("", os.fspath(folder))]
+    while stack:
+        relative, path = stack.pop()
+        with os.scandir(path) as entries:
+            for entry in entries:
+                if entry.is_symlink():
+                    found.append(relative + entry.name)
+                elif entry.is_dir(follow_symlinks=False):
+                    stack.append((f"{relative}{entry.name}/", entry.path))
+    return sorted(found)
 
 
 def _inside(relative: str) -> bool:

@@ -244,8 +244,23 @@ def relative_files(root: Path) -> list[tuple[str, Path]]:
     """
     top = os.fspath(root)
     found: list[tuple[str, Path]] = []
+    # The folders above each one walked, by (device, inode): a link back to one of them is a
+    # cycle, not walked again (two links to "." made the walk 2^40 paths long).
+    above: dict[str, frozenset[tuple[int, int]]] = {}
     for dirpath, dirnames, filenames in os.walk(top, followlinks=True):
-        dirnames.sort()
+        st = os.stat(dirpath)
+        here = above.pop(dirpath, frozenset()) | {(st.st_dev, st.st_ino)}
+        kept = []
+        for name in sorted(dirnames):
+            path = os.path.join(dirpath, name)
+            try:
+                sub = os.stat(path)
+            except OSError:
+                continue  # a dangling link: os.walk would find nothing in it either
+            if (sub.st_dev, sub.st_ino) not in here:
+                above[path] = here
+                kept.append(name)
+        dirnames[:] = kept
         folder = dirpath[len(top) :].strip(os.sep).replace(os.sep, "/")
         prefix = f"{folder}/" if folder else ""
         found.extend((prefix + name, Path(dirpath, name)) for name in filenames)
