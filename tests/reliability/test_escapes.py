@@ -847,6 +847,25 @@ def _bundle(root: Path) -> Path:
     return bundle
 
 
+def _edited_bundle(tmp_path: Path, edit: Callable[[Path, Path], None]) -> Path:
+    """A bundle with one hand edit, and beside it a folder of the host's it must not read."""
+    bundle = _bundle(tmp_path)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret").write_bytes(SECRET)
+    edit(bundle, outside)
+    return bundle
+
+
+def _within(seconds: float, work: Callable[[], list[str]]) -> list[str] | None:
+    """What ``work`` returns, or None when it has not finished in time (it is left running)."""
+    done: list[list[str]] = []
+    worker = threading.Thread(target=lambda: done.append(work()), daemon=True)
+    worker.start()
+    worker.join(timeout=seconds)
+    return done[0] if done else None
+
+
 def _edit_manifest(change: Callable[[dict], None]) -> Callable[[Path, Path], None]:
     def edit(bundle: Path, outside: Path) -> None:
         doc = json.loads((bundle / "bundle.json").read_text())
@@ -902,11 +921,7 @@ def test_a_bundle_check_reads_nothing_outside_the_bundle(
     from tftrt_build.plan.integrity import bundle_edits
     from tftrt_build.store import digest
 
-    bundle = _bundle(tmp_path)
-    outside = tmp_path / "outside"
-    outside.mkdir()
-    (outside / "secret").write_bytes(SECRET)
-    edit(bundle, outside)
+    bundle = _edited_bundle(tmp_path, edit)
     read: list[Path] = []
     real_read, real_hash = Path.read_bytes, digest._blake3_file
 
@@ -955,22 +970,12 @@ def test_links_inside_a_version_are_named_not_followed(
 ) -> None:
     from tftrt_build.plan.integrity import bundle_edits
 
-    bundle = _bundle(tmp_path)
-    outside = tmp_path / "outside"
-    outside.mkdir()
-    (outside / "secret").write_bytes(SECRET)
-    edit(bundle, outside)
-    done: list[list[str]] = []
-    worker = threading.Thread(
-        target=lambda: done.append(
-            [str(e) for e in bundle_edits(bundle, StatCache(None, trust=False))]
-        ),
-        daemon=True,
+    bundle = _edited_bundle(tmp_path, edit)
+    edits = _within(
+        20, lambda: [str(e) for e in bundle_edits(bundle, StatCache(None, trust=False))]
     )
-    worker.start()
-    worker.join(timeout=20)
-    assert done, "the bundle check did not finish in 20 s"
-    assert done[0] == named
+    assert edits is not None, "the bundle check did not finish in 20 s"
+    assert edits == named
 
 
 def test_a_walk_does_not_go_round_a_link_cycle(tmp_path: Path) -> None:
@@ -981,11 +986,6 @@ def test_a_walk_does_not_go_round_a_link_cycle(tmp_path: Path) -> None:
     for name in ("a", "b"):
         (tmp_path / "d" / name).symlink_to(".")
     (tmp_path / "d" / "up").symlink_to("..")
-    done: list[list[str]] = []
-    worker = threading.Thread(
-        target=lambda: done.append([rel for rel, _ in relative_files(tmp_path)]), daemon=True
-    )
-    worker.start()
-    worker.join(timeout=20)
-    assert done, "the walk did not finish in 20 s"
-    assert done[0] == ["d/f"]
+    listed = _within(20, lambda: [rel for rel, _ in relative_files(tmp_path)])
+    assert listed is not None, "the walk did not finish in 20 s"
+    assert listed == ["d/f"]
