@@ -600,7 +600,7 @@ RUN_FOLDER_CASES = [
     pytest.param(
         RunFolderCase(
             ("executor=evil",),
-            "a config file: hydra.output_subdir: '",
+            "conf/executor/evil.yaml: hydra.output_subdir: '",
             (("conf/executor/evil.yaml", GLOBAL + "hydra: {output_subdir: '{out}/copies'}\n"),),
         ),
         id="config-copies-set-in-a-config-file",
@@ -608,7 +608,7 @@ RUN_FOLDER_CASES = [
     pytest.param(
         RunFolderCase(
             ("executor=evil",),
-            "a config file: cache.dir: '",
+            "conf/executor/evil.yaml: cache.dir: '",
             (("conf/executor/evil.yaml", GLOBAL + "cache: {dir: '{out}/cache'}\n"),),
         ),
         id="cache-dir-in-a-config-file-before-the-run-folder-is-made",
@@ -616,7 +616,7 @@ RUN_FOLDER_CASES = [
     pytest.param(
         RunFolderCase(
             ("executor=evil",),
-            "a config file: cache.dir: '",
+            "conf/executor/evil.yaml: cache.dir: '",
             (
                 (
                     "conf/executor/evil.yaml",
@@ -652,7 +652,7 @@ RUN_FOLDER_CASES = [
     pytest.param(
         RunFolderCase(
             ("executor=evil",),
-            "a config file: hydra.hydra_logging.handlers.f.filename: '",
+            "conf/executor/evil.yaml: hydra.hydra_logging.handlers.f.filename: '",
             (
                 (
                     "conf/executor/evil.yaml",
@@ -671,7 +671,7 @@ RUN_FOLDER_CASES = [
     pytest.param(
         RunFolderCase(
             ("executor=evil",),
-            "a config file: hydra.callbacks.evil: a config file may not add a callback",
+            "conf/executor/evil.yaml: hydra.callbacks.evil: a config file may not add a callback",
             (
                 (
                     "conf/executor/evil.yaml",
@@ -685,7 +685,7 @@ RUN_FOLDER_CASES = [
     pytest.param(
         RunFolderCase(
             ("executor=evil",),
-            "a config file: hydra.hydra_logging.formatters.evil.(): 'os.makedirs' is not one",
+            "conf/executor/evil.yaml: hydra.hydra_logging.formatters.evil.(): 'os.makedirs' is",
             (
                 (
                     "conf/executor/evil.yaml",
@@ -699,7 +699,7 @@ RUN_FOLDER_CASES = [
     pytest.param(
         RunFolderCase(
             ("-m", "executor=evil"),
-            "a config file: hydra.sweeper.params: a config file may not add overrides",
+            "conf/executor/evil.yaml: hydra.sweeper.params: a config file may not add overrides",
             (
                 (
                     "conf/executor/evil.yaml",
@@ -713,7 +713,7 @@ RUN_FOLDER_CASES = [
     pytest.param(
         RunFolderCase(
             ("-m", "executor=evil"),
-            "a config file: cache.dir: '${oc.select:",
+            "conf/executor/evil.yaml: cache.dir: '${oc.select:",
             (
                 (
                     "conf/executor/evil.yaml",
@@ -727,7 +727,7 @@ RUN_FOLDER_CASES = [
     pytest.param(
         RunFolderCase(
             ("executor=evil",),
-            "a config file: hydra.job.env_set.N0: a config file may not set the job's environment",
+            "conf/executor/evil.yaml: hydra.job.env_set.N0: a config file may not set the job's",
             (("conf/executor/evil.yaml", GLOBAL + "hydra: {job: {env_set: {N0: '{out}'}}}\n"),),
         ),
         id="env-set-from-a-file",
@@ -735,7 +735,7 @@ RUN_FOLDER_CASES = [
     pytest.param(
         RunFolderCase(
             ("-m", "executor=evil", "hydra.sweep.subdir=${hydra.job.override_dirname}"),
-            "a config file: hydra.job.config.override_dirname.kv_sep: '/../../",
+            "conf/executor/evil.yaml: hydra.job.config.override_dirname.kv_sep: '/../../",
             (
                 (
                     "conf/executor/evil.yaml",
@@ -749,7 +749,7 @@ RUN_FOLDER_CASES = [
     pytest.param(
         RunFolderCase(
             ("executor=evil",),
-            "a config file: cache.dir: 'l/../cache' is outside the project folder",
+            "conf/executor/evil.yaml: cache.dir: 'l/../cache' is outside the project folder",
             (("conf/executor/evil.yaml", GLOBAL + "cache: {dir: l/../cache}\n"),),
             links=(("l", "{out}/deep"),),
         ),
@@ -758,7 +758,7 @@ RUN_FOLDER_CASES = [
     pytest.param(
         RunFolderCase(
             ("executor=evil",),
-            "a config file: hydra.job_logging.handlers.extra: is not a mapping",
+            "conf/executor/evil.yaml: hydra.job_logging.handlers.extra: is not a mapping",
             (
                 (
                     "conf/executor/evil.yaml",
@@ -771,7 +771,7 @@ RUN_FOLDER_CASES = [
     pytest.param(
         RunFolderCase(
             ("executor=evil",),
-            "a config file: hydra.job.env_set.TFTRT_CACHE_DIR: sets TFTRT_CACHE_DIR",
+            "conf/executor/evil.yaml: hydra.job.env_set.TFTRT_CACHE_DIR: sets TFTRT_CACHE_DIR",
             (
                 (
                     "conf/executor/evil.yaml",
@@ -780,6 +780,20 @@ RUN_FOLDER_CASES = [
             ),
         ),
         id="env-set-passes-a-folder-off-as-the-machines",
+    ),
+    pytest.param(
+        RunFolderCase(
+            ("hydra/job_logging=evil",),
+            "conf/hydra/job_logging/evil.yaml: hydra.job_logging.handlers.f.filename: '",
+            (
+                (
+                    "conf/hydra/job_logging/evil.yaml",
+                    "version: 1\nhandlers:\n  f: {class: logging.FileHandler, "
+                    "filename: '{out}/job.log'}\nroot: {handlers: [f]}\n",
+                ),
+            ),
+        ),
+        id="a-logging-option-names-its-own-file",
     ),
 ]
 
@@ -808,6 +822,82 @@ def test_hydra_never_writes_outside_the_project(tmp_path: Path, case: RunFolderC
     assert sorted(out.rglob("*")) == made
     if case.before_run_folder:
         assert not (p.cache / "runs").exists()
+
+
+EVIL_ENV = "hydra: {job: {env_set: {N0: x}}}\n"
+# (choices, files, sources before the project's conf/, the file named or None)
+SETTING_FILE_CASES = {
+    "a global option": ({"executor": "evil"}, {"executor/evil.yaml": GLOBAL + EVIL_ENV}, [], 0),
+    "a hydra group's option, under its group": (
+        {"hydra/job": "evil"},
+        {"hydra/job/evil.yaml": "env_set: {N0: x}\n"},
+        [],
+        0,
+    ),
+    "a package given in the defaults list": (
+        {"executor@_global_": "evil"},
+        {"executor/evil.yaml": EVIL_ENV},
+        [],
+        0,
+    ),
+    "the file is the mapping above the key": (
+        {"hydra/job": "evil"},
+        {"hydra/job/evil.yaml": "# @package hydra.job.env_set\nN0: x\n"},
+        [],
+        0,
+    ),
+    "the last of two files wins": (
+        {"executor": "evil", "target": "worse"},
+        {"executor/evil.yaml": GLOBAL + EVIL_ENV, "target/worse.yaml": GLOBAL + EVIL_ENV},
+        [],
+        1,
+    ),
+    "an option in its own package does not reach hydra": (
+        {"executor": "evil"},
+        {"executor/evil.yaml": EVIL_ENV},
+        [],
+        None,
+    ),
+    "a package's own option comes first on the search path": (
+        {"executor": "local"},
+        {"executor/local.yaml": GLOBAL + EVIL_ENV},
+        [{"schema": "pkg", "path": "tftrt_build.conf", "provider": "tftrt-build"}],
+        None,
+    ),
+    "unreadable YAML names no file": (
+        {"executor": "evil"},
+        {"executor/evil.yaml": GLOBAL + EVIL_ENV + ": [\n"},
+        [],
+        None,
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(SETTING_FILE_CASES))
+def test_a_refused_hydra_value_names_the_file_that_set_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, case: str
+) -> None:
+    """In-process: what Hydra composed says which option files a key could come from."""
+    from omegaconf import OmegaConf
+
+    from tftrt_build.config.origin import setting_file
+
+    choices, files, before, named = SETTING_FILE_CASES[case]
+    monkeypatch.chdir(tmp_path)
+    for rel, text in files.items():
+        (tmp_path / "conf" / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "conf" / rel).write_text(text)
+    sources = [*before, {"schema": "file", "path": str(tmp_path / "conf"), "provider": "main"}]
+    cfg = OmegaConf.create(
+        {
+            "hydra": {
+                "runtime": {"choices": choices, "config_sources": sources},
+                "job": {"config_name": "tftrt_build"},
+            }
+        }
+    )
+    expected = None if named is None else f"conf/{list(files)[named]}"
+    assert setting_file(cfg, "hydra.job.env_set.N0") == expected
 
 
 def test_run_folders_may_leave_the_project_when_the_command_line_says_so(tmp_path: Path) -> None:

@@ -30,6 +30,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
 from tftrt_build.config.explain import COMMAND_LINE
+from tftrt_build.config.origin import related, setting_file
 from tftrt_build.config.paths import under
 from tftrt_build.errors import ConfigError
 
@@ -70,12 +71,15 @@ def check_run_folders(
         """Who set the key: the command line when an override names it, else a config file."""
         for override in overrides:
             name = override.lstrip("+~").split("=", 1)[0]
-            if key == name or key.startswith(name + ".") or name.startswith(key + "."):
+            if related(key, name):
                 return COMMAND_LINE
         return "a config file"
 
     def refuse(key: str, message: str, hint: str = "") -> ConfigError:
-        return ConfigError(message, key=key, file=where(key), hint=hint)
+        file = where(key)
+        if file != COMMAND_LINE:
+            file = setting_file(cfg, key) or file
+        return ConfigError(message, key=key, file=file, hint=hint)
 
     def inside(key: str, value: Any) -> Path:
         # Resolved as the operating system will (a link followed before any ".." after it).
