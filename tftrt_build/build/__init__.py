@@ -30,7 +30,7 @@ from tftrt_build.plan.reasons import lock_edits
 from tftrt_build.plan.records import Plan
 from tftrt_build.store.cache import Entry, Store
 from tftrt_build.store.commit import BundleCommit, bundle_lock
-from tftrt_build.store.lock import Lock, holding_lock
+from tftrt_build.store.lock import Lock, holding_lock, read_lock
 from tftrt_build.store.locks import holding
 
 log = logging.getLogger(__name__)
@@ -86,6 +86,10 @@ def commit(
     """Write the bundle (where it is not current) and the lock as one unit; True if written."""
     request = plan.request
     bundle_dir, lock_path = request.bundle_dir, request.lock_path
+    if _nothing_to_write(plan, write, results, store):
+        log.info("bundle %s: up to date; lock unchanged", plan.bundle_id)
+        ui.note(f"bundle {plan.bundle_id}: up to date")
+        return False
     with holding(
         bundle_lock(store.root, bundle_dir),
         lambda: ui.note(f"bundle {plan.bundle_id}: waiting for another process writing it"),
@@ -130,6 +134,30 @@ def commit(
             staged.close()
     log.info("lock %s updated", lock_path)
     return not current
+
+
+def _nothing_to_write(
+    plan: Plan, write: BundleWrite, results: list[ArtifactResult], store: Store
+) -> bool:
+    """Whether the bundle on disk and the lock are already what this build would write.
+
+    Judged without the inter-process locks, which a no-op build then never takes (nor imports
+    ``filelock`` for): both files change only by atomic renames, so what is read here is the
+    state before or after another process's commit, never a mix, and a state that needs no
+    write is a correct answer as of that moment. Anything short of "both current" goes the
+    locked way, which judges again.
+    """
+    request = plan.request
+    if not is_current(request.bundle_dir, plan.bundle.key, write, store.stat_cache):
+        return False
+    if not request.records:
+        return True  # an experiment leaves the lock as committed
+    if not request.lock_path.is_file():
+        return False
+    lock = read_lock(request.lock_path, store.root)
+    before = lock.to_yaml()
+    merge(lock, plan, results)
+    return lock.to_yaml() == before
 
 
 def merge(lock: Lock, plan: Plan, results: list[ArtifactResult]) -> list[str]:
