@@ -5,13 +5,13 @@ from __future__ import annotations
 import contextlib
 import copy
 from collections import defaultdict
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Optional
 
 import pytest
-from omegaconf import MISSING, DictConfig, ListConfig, Node, OmegaConf
+from nodetrees import nodes, shape
+from omegaconf import MISSING, DictConfig, ListConfig, OmegaConf
 from omegaconf.base import Metadata
 from omegaconf.basecontainer import BaseContainer
 
@@ -22,17 +22,6 @@ from tftrt_build.config.schema import Config, TargetConf
 class Color(Enum):
     red = 1
     blue = 2
-
-
-def _nodes(node: Node, path: str = "") -> Iterator[tuple[str, Node]]:
-    yield path, node
-    content = node.__dict__.get("_content")
-    if isinstance(content, dict):
-        for key, child in content.items():
-            yield from _nodes(child, f"{path}.{key}")
-    elif isinstance(content, list):
-        for i, child in enumerate(content):
-            yield from _nodes(child, f"{path}[{i}]")
 
 
 def _target() -> DictConfig:
@@ -80,7 +69,7 @@ def test_a_copy_is_what_the_generic_copy_makes(make: Any) -> None:
     with fast_node_copies():
         fast = copy.deepcopy(original)
     assert OmegaConf.to_container(fast) == OmegaConf.to_container(expected)
-    pairs = list(zip(_nodes(expected), _nodes(fast), _nodes(original), strict=True))
+    pairs = list(zip(nodes(expected), nodes(fast), nodes(original), strict=True))
     assert len(pairs) > 1
     for (path, want), (fast_path, got), (_, source) in pairs:
         assert fast_path == path
@@ -203,34 +192,14 @@ def _merged(source: Any, fast: bool, dest_flag: bool = False) -> DictConfig:
     return merged
 
 
-def _shape(cfg: Node) -> list[tuple[Any, ...]]:
-    """Every node: its path, class, metadata, parent's class and flags, and value."""
-    found = []
-    for path, node in _nodes(cfg):
-        meta = {k: dict(v) if k == "resolver_cache" else v for k, v in vars(node._metadata).items()}
-        parent = node._get_parent()
-        content = node.__dict__.get("_content", node.__dict__.get("_val"))
-        found.append(
-            (
-                path,
-                type(node).__name__,
-                repr(meta),
-                type(parent).__name__,
-                None if parent is None else dict(parent._metadata.flags),
-                None if isinstance(content, (dict, list)) else repr(content),
-            )
-        )
-    return found
-
-
 @pytest.mark.parametrize("dest_flag", [False, True], ids=["plain list", "flagged list"])
 @pytest.mark.parametrize("name", list(_sources()))
 def test_a_list_merge_makes_what_omegaconfs_makes(name: str, dest_flag: bool) -> None:
     source = _sources()[name]
     generic = _merged(source, fast=False, dest_flag=dest_flag)
     fast = _merged(source, fast=True, dest_flag=dest_flag)
-    assert _shape(fast) == _shape(generic)
-    assert len(_shape(fast)) > 3
+    assert shape(fast) == shape(generic)
+    assert len(shape(fast)) > 3
 
 
 def test_a_merged_target_is_what_omegaconfs_merge_makes() -> None:
@@ -242,7 +211,7 @@ def test_a_merged_target_is_what_omegaconfs_merge_makes() -> None:
     generic = OmegaConf.merge(OmegaConf.structured(Config), raw)
     with fast_node_copies():
         fast = OmegaConf.merge(OmegaConf.structured(Config), raw)
-    assert _shape(fast) == _shape(generic)
+    assert shape(fast) == shape(generic)
 
 
 @pytest.mark.parametrize(

@@ -10,9 +10,11 @@ from pathlib import Path
 import pytest
 import yaml
 from hydra.core import utils as hydra_utils
+from nodetrees import shape
 from omegaconf import OmegaConf, _utils
 
 from tftrt_build.config import yamlload
+from tftrt_build.config.plainnodes import plain_file_nodes, plain_tree
 from tftrt_build.config.schema import Config
 from tftrt_build.config.yamlload import libyaml_run_records, omegaconf_loader
 
@@ -132,3 +134,67 @@ def test_a_name_that_is_not_utf8_is_still_recorded(tmp_path: Path) -> None:
     cfg = OmegaConf.create({"cwd": name, "list": [name]})
     expected = _records(tmp_path, cfg, contextlib.nullcontext)
     assert _records(tmp_path, cfg, libyaml_run_records) == expected == OmegaConf.to_container(cfg)
+
+
+PLAIN = [
+    "a: {b: [1, 2.5, null, true, '???', '']}\nc: []\nd: {}\n",
+    "- {x: 1}\n- [a, [b]]\n- .nan\n",
+    "{}\n",
+    "a: '${b}'\nb: 1\n",  # an interpolation: OmegaConf makes the nodes
+    "a: '${b'\n",  # a broken one: OmegaConf's error
+    "1: one\n",  # a key that is not a string
+    "a: !!binary aGVsbG8=\n",  # bytes
+    "a: 'text'\n",
+]
+
+
+def _loaded(text: str) -> object:
+    try:
+        return shape(OmegaConf.load(io.StringIO(text)))
+    except Exception as exc:  # the error itself is the outcome to compare
+        return f"{type(exc).__name__}: {exc}"
+
+
+@pytest.mark.parametrize(
+    "text",
+    PLAIN + TRICKY + [p.read_text() for p in CONFIG_FILES],
+    ids=[f"plain-{i}" for i in range(len(PLAIN))]
+    + [f"snippet-{i}" for i in range(len(TRICKY))]
+    + [str(p.relative_to(REPO)) for p in CONFIG_FILES],
+)
+def test_a_files_nodes_are_what_omegaconf_makes(text: str) -> None:
+    with omegaconf_loader():
+        expected = _loaded(text)
+        with plain_file_nodes():
+            assert _loaded(text) == expected
+
+
+def test_plain_data_is_made_directly_and_the_rest_by_omegaconf(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    with plain_file_nodes():
+        calls: list[object] = []
+        monkeypatch.setattr(OmegaConf, "create", lambda *a, **k: calls.append(a))
+        OmegaConf.load(io.StringIO("a: [1, {b: 2}]\n"))
+        assert calls == []  # not through OmegaConf.create
+        OmegaConf.load(io.StringIO("a: '${b}'\n"))
+        assert len(calls) == 1
+    made = plain_tree({"a": [1, {"b": None}], "c": "x"})
+    assert made is not None and made.a[1].b is None and made.c == "x"
+    assert made._get_node("a")._get_parent() is made
+    # What OmegaConf converts, refuses or parses as the node is made is left to it.
+    assert plain_tree({1: "one"}) is None
+    assert plain_tree({"a": b"bytes"}) is None
+    assert plain_tree({"a": ["${b}"]}) is None
+
+
+def test_files_are_loaded_by_omegaconf_outside_the_block(tmp_path: Path) -> None:
+    original = vars(OmegaConf)["load"]
+    with plain_file_nodes():
+        assert vars(OmegaConf)["load"] is not original
+        (tmp_path / "c.yaml").write_text("a: 1\n")
+        assert OmegaConf.load(tmp_path / "c.yaml") == {"a": 1}
+        assert OmegaConf.load(str(tmp_path / "c.yaml")) == {"a": 1}
+        with pytest.raises(TypeError):
+            OmegaConf.load(1)  # type: ignore[arg-type]
+    assert vars(OmegaConf)["load"] is original

@@ -50,6 +50,7 @@ from tftrt_build.config.options import (
 )
 from tftrt_build.config.outputs import check_cache_dir
 from tftrt_build.config.paths import under
+from tftrt_build.config.plainnodes import plain_file_nodes
 from tftrt_build.config.runfolders import check_run_folders
 from tftrt_build.config.runmode import may_set_run_mode
 from tftrt_build.config.schema import Config, register_configs
@@ -304,6 +305,7 @@ class Command:
                 _hydra_raises(),
                 _one_compose(mode_from_config),
                 omegaconf_loader(),
+                plain_file_nodes(),
                 libyaml_run_records(),
                 fast_node_copies(),
                 _checked_run_folders(sys.argv[1:]),
