@@ -2,9 +2,8 @@
 
 tftrt-build replaces some of their internals while a command runs: Hydra's ``get_mode`` and
 ``ConfigLoaderImpl.load_configuration`` (``cli.app``), OmegaConf's ``get_yaml_loader``
-(``yamlload``), the copying of its node metadata and its merge of lists (``nodecopy``). Each
-is put back as it was when the block ends, however it ends: an attribute the owner did not
-have is removed again.
+(``yamlload``) and the copying of its node metadata (``nodecopy``). Each is put back as it was
+when the block ends, however it ends: an attribute the owner did not have is removed again.
 """
 
 from __future__ import annotations
