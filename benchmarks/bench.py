@@ -40,6 +40,7 @@ import argparse
 import json
 import os
 import platform
+import re
 import resource
 import shutil
 import statistics
@@ -47,6 +48,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -97,6 +99,39 @@ def cpu_run(argv: list[str], cwd: Path, env: dict[str, str] | None = None) -> fl
     if proc.returncode != 0:
         raise SystemExit(f"{' '.join(argv)} (in {cwd}) failed:\n{proc.stdout}\n{proc.stderr}")
     return (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+
+
+def instructions(probe: Probe, valgrind: str) -> int:
+    """Instructions one run of a probe executes (callgrind's Ir, every process it starts).
+
+    CPU time here spreads by a fifth between samples of one command, and a virtual machine's
+    speed drifts within a run; an instruction count is the same for the same code and input
+    whatever else the machine does. It leaves out what the kernel does for the process (file
+    reads, page faults), so it is a second view of the ratios, not the goals' own measure.
+    Python's string hashing is fixed (PYTHONHASHSEED=0) so dict and set orders repeat.
+    """
+    argv = [
+        valgrind,
+        "--tool=callgrind",
+        "--callgrind-out-file=/dev/null",
+        "--trace-children=yes",
+        *probe.argv,
+    ]
+    env = measured_env({**probe.env, "PYTHONHASHSEED": "0"})
+    proc = subprocess.run(argv, cwd=probe.cwd, env=env, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise SystemExit(f"{' '.join(argv)} (in {probe.cwd}) failed:\n{proc.stderr[-2000:]}")
+    counts = [int(n) for n in re.findall(r"Collected : (\d+)", proc.stderr)]
+    if not counts:
+        raise SystemExit(f"callgrind reported no count for {probe.name}:\n{proc.stderr[-2000:]}")
+    return sum(counts)
+
+
+def count_all(probes: list[Probe], valgrind: str) -> dict[str, int]:
+    """Each probe's instruction count, one run each, as many at a time as there are cores."""
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        counted = pool.map(lambda p: (p.name, instructions(p, valgrind)), probes)
+        return dict(counted)
 
 
 def interleaved(probes: list[Probe], samples: int) -> None:
@@ -401,6 +436,11 @@ def main() -> None:
     parser.add_argument("--no-cold", action="store_true", help="skip the cold builds")
     parser.add_argument("--only-cold", action="store_true", help="only the cold builds")
     parser.add_argument("--hashing", action="store_true", help="also the ResNet50 hashing figures")
+    parser.add_argument(
+        "--instructions",
+        action="store_true",
+        help="also count each warm command's instructions once (valgrind's callgrind)",
+    )
     parser.add_argument("--out", type=Path, default=HERE / "results.json")
     parser.add_argument(
         "--baseline",
@@ -418,6 +458,10 @@ def main() -> None:
         results = run_all(root, args)
     args.out.write_text(json.dumps(results, indent=2) + "\n")
     print(json.dumps(results["ratios"], indent=2))
+    counted = results.get("counted")
+    if isinstance(counted, dict) and "ratios" in counted:
+        print("by instructions:")
+        print(json.dumps(counted["ratios"], indent=2))
     print(f"written: {args.out}")
 
 
@@ -494,6 +538,19 @@ def run_all(root: Path, args: argparse.Namespace) -> dict[str, object]:
     ratios: dict[str, float] = {}
     for prefix in exes:
         ratios.update(goal_ratios(m, prefix, dvc is not None))
+    counted: dict[str, object] = {"skipped": "no --instructions"}
+    if args.instructions:
+        valgrind = shutil.which("valgrind")
+        if valgrind is None:
+            counted = {"skipped": "no valgrind on PATH"}
+        else:
+            print(f"counting instructions of {len(probes)} commands", file=sys.stderr)
+            irs = count_all(probes, valgrind)
+            by_ir: dict[str, float] = {}
+            for prefix in exes:
+                ir_floats = {k: float(v) for k, v in irs.items()}
+                by_ir.update(goal_ratios(ir_floats, prefix, dvc is not None))
+            counted = {"instructions": irs, "ratios": {k: round(v, 3) for k, v in by_ir.items()}}
 
     cold: dict[str, object] = {"skipped": "--no-cold"}
     if not args.no_cold:
@@ -516,6 +573,7 @@ def run_all(root: Path, args: argparse.Namespace) -> dict[str, object]:
         "baseline": args.baseline,
         "dvc": dvc_note,
         "cold": cold,
+        "counted": counted,
         "figure": figure,
     }
     if args.hashing:
