@@ -825,7 +825,8 @@ def test_hydra_never_writes_outside_the_project(tmp_path: Path, case: RunFolderC
 
 
 EVIL_ENV = "hydra: {job: {env_set: {N0: x}}}\n"
-# (choices, files, sources before the project's conf/, the file named or None)
+# (choices, files, sources before the project's conf/, the file named: an index into files,
+# the names as a message gives them, or None)
 SETTING_FILE_CASES = {
     "a global option": ({"executor": "evil"}, {"executor/evil.yaml": GLOBAL + EVIL_ENV}, [], 0),
     "a hydra group's option, under its group": (
@@ -846,11 +847,17 @@ SETTING_FILE_CASES = {
         [],
         0,
     ),
-    "the last of two files wins": (
+    "two files, both named": (
         {"executor": "evil", "target": "worse"},
         {"executor/evil.yaml": GLOBAL + EVIL_ENV, "target/worse.yaml": GLOBAL + EVIL_ENV},
         [],
-        1,
+        "conf/executor/evil.yaml and conf/target/worse.yaml",
+    ),
+    "a structured config comes first on the search path": (
+        {"hydra/launcher": "basic"},
+        {"hydra/launcher/basic.yaml": "# @package _global_\n" + EVIL_ENV},
+        [{"schema": "structured", "path": "", "provider": "schema"}],
+        None,
     ),
     "an option in its own package does not reach hydra": (
         {"executor": "evil"},
@@ -896,8 +903,9 @@ def test_a_refused_hydra_value_names_the_file_that_set_it(
             }
         }
     )
-    expected = None if named is None else f"conf/{list(files)[named]}"
-    assert setting_file(cfg, "hydra.job.env_set.N0") == expected
+    if isinstance(named, int):
+        named = f"conf/{list(files)[named]}"
+    assert setting_file(cfg, "hydra.job.env_set.N0") == named
 
 
 def test_run_folders_may_leave_the_project_when_the_command_line_says_so(tmp_path: Path) -> None:

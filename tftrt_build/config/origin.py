@@ -8,9 +8,7 @@ the files those name, as plain YAML under their packages, to say which one it wa
 
 from __future__ import annotations
 
-import contextlib
 import re
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -21,12 +19,14 @@ from tftrt_build.config.paths import display_path
 
 
 def setting_file(cfg: DictConfig, key: str) -> str | None:
-    """The config file, among those a composed config came from, that writes ``key`` (or a
-    mapping above or below it); the last such file in the defaults list wins, as in Hydra.
+    """The config files, among those a composed config came from, that write ``key`` (or a
+    mapping above or below it), as a message names them ("a.yaml and b.yaml").
 
     Each option's file is the first the search path has, read under its package (``# @package``
-    header, else its group). None when no file the search path names sets the key (a package's
-    own file, or a plain entry of a defaults list).
+    header, else its group). Hydra does not record the order it merged them in
+    (``hydra.runtime.choices`` is in another), so when several write the key, all are named.
+    None when no file the search path names sets it (a package's own file, or a plain entry
+    of a defaults list).
     """
     runtime = cfg.hydra.runtime
     sources = [(str(s.schema), str(s.path)) for s in runtime.config_sources or []]
@@ -35,11 +35,10 @@ def setting_file(cfg: DictConfig, key: str) -> str | None:
         for group, name in (runtime.choices or {}).items()
         if isinstance(name, str)
     ]
-    # The primary config's own values come last (its _self_), as tftrt-build's own do.
-    chosen.append(("", str(cfg.hydra.job.config_name)))
-    found = None
+    chosen.append(("", str(cfg.hydra.job.config_name)))  # the primary config
+    found = []
     for group, config_path in chosen:
-        file = _first_file(sources, f"{config_path}.yaml")
+        file = _first_file(sources, config_path)
         if file is None:
             continue
         try:
@@ -48,22 +47,26 @@ def setting_file(cfg: DictConfig, key: str) -> str | None:
         except (OSError, UnicodeDecodeError, yaml.YAMLError):
             continue
         if _writes(body, _package(text, group), key):
-            found = display_path(file)
-    return found
+            found.append(display_path(file))
+    return " and ".join(sorted(found)) or None
 
 
-def _first_file(sources: list[tuple[str, str]], relative: str) -> Path | None:
-    """The file Hydra takes for a config: the first source that has it; None when that source
-    is not a folder of files (a package's own configs are not a user's)."""
+def _first_file(sources: list[tuple[str, str]], config_path: str) -> Path | None:
+    """The file Hydra takes for a config: the first source that has it, asked through Hydra's
+    own source classes; None when that source is not a folder of files (a package's configs or
+    a structured one are not a user's)."""
+    from hydra._internal.sources_registry import SourcesRegistry
+    from hydra.core.plugins import Plugins
+
+    Plugins.instance()  # registers Hydra's source classes (done already inside a run)
     for scheme, root in sources:
-        if scheme == "file":
-            candidate = Path(root) / relative
-            if candidate.is_file():
-                return candidate
-        elif scheme == "pkg":
-            with contextlib.suppress(ImportError, TypeError, ValueError):
-                if resources.files(root).joinpath(relative).is_file():
-                    return None
+        try:
+            source = SourcesRegistry.instance().resolve(scheme)("origin", f"{scheme}://{root}")
+            found = source.is_config(config_path)
+        except (ValueError, ImportError, OSError):
+            continue
+        if found:
+            return Path(root) / f"{config_path}.yaml" if scheme == "file" else None
     return None
 
 
