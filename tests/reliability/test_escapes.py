@@ -841,6 +841,12 @@ SETTING_FILE_CASES = {
         [],
         0,
     ),
+    "the defaults list's package over the file's header": (
+        {"executor@_global_": "evil"},
+        {"executor/evil.yaml": "# @package executor\n" + EVIL_ENV},
+        [],
+        0,
+    ),
     "the file is the mapping above the key": (
         {"hydra/job": "evil"},
         {"hydra/job/evil.yaml": "# @package hydra.job.env_set\nN0: x\n"},

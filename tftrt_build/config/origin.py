@@ -71,9 +71,10 @@ def _first_file(sources: list[tuple[str, str]], config_path: str) -> Path | None
 
 
 def _package(text: str, group: str) -> str:
-    """Where a config file's values go: its ``# @package`` header, else its group's path."""
+    """Where a config file's values go: the package the defaults list gives (``group@pkg``),
+    else the file's ``# @package`` header, else its group's path."""
     name, _, package = group.partition("@")
-    for line in text.splitlines():
+    for line in text.splitlines() if not package else []:
         header = re.match(r"#\s*@package\s+(\S+)", line)
         if header:
             package = header.group(1)
