@@ -877,6 +877,24 @@ SETTING_FILE_CASES = {
         [{"schema": "pkg", "path": "tftrt_build.conf", "provider": "tftrt-build"}],
         None,
     ),
+    "a date YAML could not make is text to OmegaConf": (
+        {"executor": "evil"},
+        {"executor/evil.yaml": GLOBAL + "hydra: {job: {env_set: {N0: 2024-02-30}}}\n"},
+        [],
+        0,
+    ),
+    "a group left unchosen in a sweep's first compose": (
+        {"extra": "???", "executor": "evil"},
+        {"executor/evil.yaml": GLOBAL + EVIL_ENV},
+        [],
+        0,
+    ),
+    "a header after a plain comment is not one to Hydra": (
+        {"hydra/job": "evil"},
+        {"hydra/job/evil.yaml": "# our job settings\n# @package _global_\n" + EVIL_ENV},
+        [],
+        None,
+    ),
     "unreadable YAML names no file": (
         {"executor": "evil"},
         {"executor/evil.yaml": GLOBAL + EVIL_ENV + ": [\n"},

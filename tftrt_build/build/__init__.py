@@ -148,11 +148,11 @@ def _nothing_to_write(
     locked way, which judges again.
     """
     request = plan.request
-    if not is_current(request.bundle_dir, plan.bundle.key, write, store.stat_cache):
+    if not request.records or not request.lock_path.is_file():
+        # An experiment goes the locked way: its bundle on disk may be another process's,
+        # swapped in and not yet committed with its lock, and the lock would not tell.
         return False
-    if not request.records:
-        return True  # an experiment leaves the lock as committed
-    if not request.lock_path.is_file():
+    if not is_current(request.bundle_dir, plan.bundle.key, write, store.stat_cache):
         return False
     lock = read_lock(request.lock_path, store.root)
     before = lock.to_yaml()

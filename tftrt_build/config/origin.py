@@ -8,12 +8,10 @@ the files those name, as plain YAML under their packages, to say which one it wa
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any
 
-import yaml
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from tftrt_build.config.paths import display_path
 
@@ -22,69 +20,75 @@ def setting_file(cfg: DictConfig, key: str) -> str | None:
     """The config files, among those a composed config came from, that write ``key`` (or a
     mapping above or below it), as a message names them ("a.yaml and b.yaml").
 
-    Each option's file is the first the search path has, read under its package (``# @package``
-    header, else its group). Hydra does not record the order it merged them in
-    (``hydra.runtime.choices`` is in another), so when several write the key, all are named.
-    None when no file the search path names sets it (a package's own file, or a plain entry
-    of a defaults list).
+    Each option's file is the first the search path has, loaded by Hydra's own config source
+    (its header rules, OmegaConf's loader) and read under its package. Hydra does not record
+    the order it merged them in (``hydra.runtime.choices`` is in another), so when several
+    write the key, all are named. None when no file the search path names sets it (a package's
+    own file, a plain entry of a defaults list), or when the composed config does not say.
+    Only a message depends on the answer: nothing here may fail the refusal it is for.
     """
+    try:
+        return _setting_file(cfg, key)
+    except Exception:  # the refusal stands; only its file is unknown
+        return None
+
+
+def _setting_file(cfg: DictConfig, key: str) -> str | None:
     runtime = cfg.hydra.runtime
-    sources = [(str(s.schema), str(s.path)) for s in runtime.config_sources or []]
+    sources = OmegaConf.to_container(runtime.config_sources, resolve=False) or []
+    choices = OmegaConf.to_container(runtime.choices, resolve=False) or {}
+    assert isinstance(sources, list) and isinstance(choices, dict)
     chosen = [
-        (group, f"{group.split('@', 1)[0]}/{name}")
-        for group, name in (runtime.choices or {}).items()
-        if isinstance(name, str)
+        (str(group), f"{str(group).split('@', 1)[0]}/{name.removesuffix('.yaml')}")
+        for group, name in choices.items()
+        if isinstance(name, str) and name != "???"
     ]
     chosen.append(("", str(cfg.hydra.job.config_name)))  # the primary config
     found = []
     for group, config_path in chosen:
-        file = _first_file(sources, config_path)
-        if file is None:
+        loaded = _first_file(sources, config_path)
+        if loaded is None:
             continue
-        try:
-            text = file.read_text(encoding="utf-8")
-            body = yaml.safe_load(text)
-        except (OSError, UnicodeDecodeError, yaml.YAMLError):
-            continue
-        if _writes(body, _package(text, group), key):
+        file, result = loaded
+        body = OmegaConf.to_container(result.config, resolve=False)
+        if _writes(body, _package(result.header.get("package"), group), key):
             found.append(display_path(file))
     return " and ".join(sorted(found)) or None
 
 
-def _first_file(sources: list[tuple[str, str]], config_path: str) -> Path | None:
-    """The file Hydra takes for a config: the first source that has it, asked through Hydra's
-    own source classes; None when that source is not a folder of files (a package's configs or
-    a structured one are not a user's)."""
+def _first_file(sources: list[Any], config_path: str) -> tuple[Path, Any] | None:
+    """The file Hydra takes for a config, and what Hydra loads from it: the first source that
+    has it, asked through Hydra's own source classes; None when that source is not a folder of
+    files (a package's configs or a structured one are not a user's)."""
     from hydra._internal.sources_registry import SourcesRegistry
     from hydra.core.plugins import Plugins
 
     Plugins.instance()  # registers Hydra's source classes (done already inside a run)
-    for scheme, root in sources:
+    for entry in sources:
+        scheme, root = str(entry.get("schema")), str(entry.get("path"))
         try:
             source = SourcesRegistry.instance().resolve(scheme)("origin", f"{scheme}://{root}")
             found = source.is_config(config_path)
         except (ValueError, ImportError, OSError):
             continue
-        if found:
-            return Path(root) / f"{config_path}.yaml" if scheme == "file" else None
+        if not found:
+            continue
+        if scheme != "file":
+            return None
+        return Path(root) / f"{config_path}.yaml", source.load_config(config_path)
     return None
 
 
-def _package(text: str, group: str) -> str:
-    """Where a config file's values go: the package the defaults list gives (``group@pkg``),
-    else the file's ``# @package`` header, else its group's path."""
+def _package(header: str | None, group: str) -> str:
+    """Where a config file's values go, as Hydra puts them: the package the defaults list
+    gives (``group@pkg``), else the file's ``# @package`` header, else its group's path; a
+    ``_global_`` in it means from the root."""
     name, _, package = group.partition("@")
-    for line in text.splitlines() if not package else []:
-        header = re.match(r"#\s*@package\s+(\S+)", line)
-        if header:
-            package = header.group(1)
-            break
-        if line.strip() and not line.lstrip().startswith("#"):
-            break
-    if not package:
-        package = name.replace("/", ".")
+    package = package or header or name.replace("/", ".")
     package = package.replace("_group_", name.replace("/", "."))
-    return "" if package == "_global_" else package.removeprefix("_global_.")
+    if "_global_" in package:
+        package = package[package.rfind("_global_") + len("_global_") :]
+    return package.strip(".")
 
 
 def _writes(body: Any, package: str, key: str) -> bool:
