@@ -95,6 +95,22 @@ def test_warm_path_imports_nothing_heavy(
     assert heavy == []
 
 
+def test_an_experiment_build_with_nothing_to_write_still_commits_under_the_locks(
+    demo_build: Project, tmp_path: Path
+) -> None:
+    """An experiment's bundle on disk may be another process's, swapped in and not yet
+    committed, and the lock (which an experiment leaves alone) would not tell: it goes the
+    locked way even when nothing is to be written. The lock is the only user of filelock."""
+    experiment = "target.warmup.enabled=false"
+    for _ in range(2):  # writes the experiment's bundle, then settles the stat cache
+        assert run_watched(demo_build, tmp_path, experiment)[0].code == 0
+        time.sleep(1.1)
+    result, seen = run_watched(demo_build, tmp_path, experiment, later=WRITING)
+    assert result.code == 0, result.err
+    assert "up to date" in result.out + result.err
+    assert seen == ["filelock"]
+
+
 # Runs tftrt-build's console entry point; at exit, writes how often Hydra composed the config.
 COUNTING = """
 import atexit, os, sys
