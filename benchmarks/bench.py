@@ -546,9 +546,9 @@ def run_all(root: Path, args: argparse.Namespace) -> dict[str, object]:
         else:
             print(f"counting instructions of {len(probes)} commands", file=sys.stderr)
             irs = count_all(probes, valgrind)
+            ir_floats = {k: float(v) for k, v in irs.items()}
             by_ir: dict[str, float] = {}
             for prefix in exes:
-                ir_floats = {k: float(v) for k, v in irs.items()}
                 by_ir.update(goal_ratios(ir_floats, prefix, dvc is not None))
             counted = {"instructions": irs, "ratios": {k: round(v, 3) for k, v in by_ir.items()}}
 

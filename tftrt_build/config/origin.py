@@ -2,8 +2,9 @@
 
 Hydra keeps no record of where a value came from, but it records what it composed: the option
 chosen in each group (``hydra.runtime.choices``), the primary config and the search path
-(``hydra.runtime.config_sources``). A refusal that names a config file (``runfolders``) reads
-the files those name, as plain YAML under their packages, to say which one it was.
+(``hydra.runtime.config_sources``). A refusal that names a config file (``runfolders``) loads
+the files those name through Hydra's own config sources and looks for the key under each one's
+package, to say which file it was.
 """
 
 from __future__ import annotations
